@@ -1,0 +1,381 @@
+//! The generated GGUF models against the real llama.cpp library, through the C reference
+//! program `test-support/c/reference.c` (compiled here with `cc`).
+//!
+//! Where the library comes from:
+//! - `LLAMA_TEST_LIB_DIR`: the directory holding `libllama.so`, `libggml.so`,
+//!   `libggml-base.so` and the `libggml-cpu*.so` backends (a release-flags build of the
+//!   pinned tag); default `/tmp/manualfix/build/bin`.
+//! - `LLAMA_TEST_INCLUDE_DIRS`: colon-separated directories with `llama.h` and the ggml
+//!   headers; default `include/` and `ggml/include/` of the llama.cpp tree in the cargo
+//!   registry's `llama-cpp-sys-2-0.1.154` package (the source of tag b10200).
+//!
+//! The test-support fixture module is meant to provide both (a cached build of that
+//! source); until it does, the defaults above point at a manual build.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use llama_prebuilt_test_support::gguf::{
+    self, TinyModelSpec, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB,
+};
+
+struct Reference {
+    exe: PathBuf,
+    lib_dir: PathBuf,
+}
+
+fn lib_dir() -> PathBuf {
+    match std::env::var_os("LLAMA_TEST_LIB_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from("/tmp/manualfix/build/bin"),
+    }
+}
+
+fn include_dirs() -> Vec<PathBuf> {
+    if let Some(dirs) = std::env::var_os("LLAMA_TEST_INCLUDE_DIRS").filter(|d| !d.is_empty()) {
+        return std::env::split_paths(&dirs).collect();
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .expect("neither CARGO_HOME nor HOME is set");
+    let registry = cargo_home.join("registry").join("src");
+    let source = std::fs::read_dir(&registry)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|index| {
+            index
+                .path()
+                .join("llama-cpp-sys-2-0.1.154")
+                .join("llama.cpp")
+        })
+        .find(|p| p.join("include").join("llama.h").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "llama.h not found: set LLAMA_TEST_INCLUDE_DIRS, or fetch llama-cpp-sys-2 =0.1.154 \
+                 into {}",
+                registry.display()
+            )
+        });
+    vec![source.join("include"), source.join("ggml").join("include")]
+}
+
+/// Compiles reference.c once per test process.
+fn reference() -> &'static Reference {
+    static REFERENCE: OnceLock<Reference> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let lib_dir = lib_dir();
+        assert!(
+            lib_dir.join("libllama.so").exists(),
+            "no libllama.so in {} (set LLAMA_TEST_LIB_DIR to a llama.cpp build's library dir)",
+            lib_dir.display()
+        );
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("c")
+            .join("reference.c");
+        let exe = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("llama-reference-{}", std::process::id()));
+        let mut cc = Command::new(std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc")));
+        cc.args(["-std=c11", "-O2", "-Wall", "-Wextra"]);
+        for dir in include_dirs() {
+            cc.arg("-I").arg(dir);
+        }
+        cc.arg(&source).arg("-o").arg(&exe);
+        cc.arg("-L")
+            .arg(&lib_dir)
+            .args(["-lllama", "-lggml", "-lggml-base"]);
+        let mut rpath = OsString::from("-Wl,-rpath,");
+        rpath.push(&lib_dir);
+        cc.arg(rpath);
+        let out = cc.output().expect("cannot run the C compiler (cc, or $CC)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "compiling reference.c failed:\n{stderr}"
+        );
+        if !stderr.trim().is_empty() {
+            eprintln!("reference.c compiler output:\n{stderr}");
+        }
+        Reference { exe, lib_dir }
+    })
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The rest of the first stdout line starting with `key `.
+    fn line(&self, key: &str) -> &str {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{key}` line in:\n{}\nstderr:\n{}",
+                    self.stdout, self.stderr
+                )
+            })
+    }
+
+    fn ids(&self, key: &str) -> Vec<i32> {
+        self.line(key)
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect()
+    }
+
+    fn bytes(&self, key: &str) -> Vec<u8> {
+        unhex(self.line(key))
+    }
+
+    fn generated(&self) -> Vec<i32> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("tok "))
+            .map(|t| t.parse().unwrap())
+            .collect()
+    }
+
+    /// A `key value` timing line on stderr.
+    fn timing(&self, key: &str) -> f64 {
+        self.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no `{key}` on stderr:\n{}", self.stderr))
+            .parse()
+            .unwrap()
+    }
+}
+
+fn run(model: &Path, prompt: &str, n_predict: u32, extra: &[&str]) -> Run {
+    let r = reference();
+    let out: Output = Command::new(&r.exe)
+        .arg(model)
+        .arg(prompt)
+        .arg(n_predict.to_string())
+        .arg("--lib-dir")
+        .arg(&r.lib_dir)
+        .args(["--threads", "2"])
+        .args(extra)
+        .output()
+        .expect("cannot run the reference program");
+    let run = Run {
+        stdout: String::from_utf8(out.stdout).expect("stdout is ASCII"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        out.status.success(),
+        "reference failed ({}):\n{}\n{}",
+        out.status,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex: {s}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The bytes a token stands for, from the generator's own vocabulary table.
+fn token_bytes(id: i32) -> Vec<u8> {
+    let text = &gguf::vocab_tokens()[id as usize];
+    text.chars()
+        .map(|c| {
+            (0..=255u8)
+                .find(|&b| gguf::byte_token_text(b) == c)
+                .expect("byte-level token")
+        })
+        .collect()
+}
+
+fn temp_model(spec: &TinyModelSpec, name: &str) -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}.gguf", std::process::id()));
+    gguf::write_model(spec, &path).unwrap();
+    path
+}
+
+#[test]
+fn greedy_generation_produces_n_tokens_deterministically() {
+    let model = gguf::tiny_model();
+    let first = run(&model, "Hello, world", 24, &[]);
+    let ids = first.generated();
+    assert_eq!(ids.len(), 24, "{}", first.stdout);
+    for &id in &ids {
+        assert!((0..N_VOCAB as i32).contains(&id), "{id}");
+        assert!(
+            ![BOS_ID, EOS_ID, IM_START_ID, IM_END_ID].contains(&id),
+            "control token {id} generated"
+        );
+    }
+    let expected: Vec<u8> = ids.iter().flat_map(|&id| token_bytes(id)).collect();
+    assert_eq!(first.bytes("text"), expected);
+    assert!(first.timing("pp_tok_s") > 0.0);
+    assert!(first.timing("tg_tok_s") > 0.0);
+    assert_eq!(first.timing("tg_tokens"), 23.0);
+
+    let second = run(&model, "Hello, world", 24, &[]);
+    assert_eq!(
+        second.generated(),
+        ids,
+        "greedy decoding of a fixed model is deterministic"
+    );
+    let other = run(&model, "Something else entirely", 24, &[]);
+    assert_ne!(other.generated(), ids, "the prompt matters");
+}
+
+#[test]
+fn mean_pooled_embeddings_are_finite() {
+    let model = gguf::tiny_model();
+    let parse = |r: &Run| -> Vec<f32> {
+        r.line("emb")
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let a = parse(&run(&model, "héllo wörld", 0, &["--embed"]));
+    let b = parse(&run(&model, "a different sentence", 0, &["--embed"]));
+    assert_eq!(a.len(), TinyModelSpec::tiny().n_embd as usize);
+    assert!(a.iter().chain(&b).all(|v| v.is_finite()), "{a:?} {b:?}");
+    assert!(a.iter().any(|&v| v != 0.0));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn tokenizer_round_trips_utf8() {
+    let model = gguf::tiny_model();
+    for text in [
+        "héllo wörld 🦙 日本語",
+        " leading and trailing spaces  ",
+        "punctuation , . ! ? ' s don't",
+        "▁ is not a space; <s> and <|im_end|> are plain text here",
+        "tabs\tand\nnewlines\r\n",
+        "\u{7f}\u{80}\u{ad}ÿ",
+    ] {
+        let r = run(&model, text, 0, &["--roundtrip"]);
+        assert_eq!(r.bytes("text"), text.as_bytes(), "{text:?}");
+        assert_eq!(r.bytes("text_bos"), text.as_bytes(), "{text:?}");
+        let plain = r.ids("tokens");
+        let with_bos = r.ids("tokens_bos");
+        assert_eq!(with_bos[0], BOS_ID, "the vocabulary adds BOS");
+        assert_eq!(&with_bos[1..], &plain[..]);
+        assert!(
+            plain.iter().all(|&id| !(BOS_ID..=IM_END_ID).contains(&id)),
+            "no special tokens parsed: {plain:?}"
+        );
+        let concatenated: Vec<u8> = plain.iter().flat_map(|&id| token_bytes(id)).collect();
+        assert_eq!(concatenated, text.as_bytes());
+    }
+    // Multi-byte characters become one token per byte; merges apply to ASCII words.
+    let r = run(&model, "é the", 0, &["--roundtrip"]);
+    let tokens = gguf::vocab_tokens();
+    let id = |t: &str| tokens.iter().position(|x| x == t).unwrap() as i32;
+    assert_eq!(r.ids("tokens"), vec![0xc3, 0xa9, id("Ġthe")]);
+}
+
+#[test]
+fn chat_template_is_recognised() {
+    let r = run(&gguf::tiny_model(), "Hi there", 0, &["--chat"]);
+    assert_eq!(
+        String::from_utf8(r.bytes("chat")).unwrap(),
+        "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let no_template = temp_model(
+        &TinyModelSpec {
+            chat_template: None,
+            ..TinyModelSpec::tiny()
+        },
+        "no-template",
+    );
+    let r = run(&no_template, "Hi", 0, &["--chat"]);
+    std::fs::remove_file(&no_template).unwrap();
+    assert_eq!(r.line("chat"), "none");
+}
+
+#[test]
+fn spec_variants_load_and_run() {
+    for (name, spec) in [
+        (
+            "f16",
+            TinyModelSpec {
+                f16_weights: true,
+                ..TinyModelSpec::tiny()
+            },
+        ),
+        (
+            "mha-3layer",
+            TinyModelSpec {
+                n_layer: 3,
+                n_head: 8,
+                n_head_kv: 8,
+                n_embd: 128,
+                n_ff: 256,
+                ..TinyModelSpec::tiny()
+            },
+        ),
+        (
+            "pooled",
+            TinyModelSpec {
+                pooling: Some(1),
+                seed: 7,
+                ..TinyModelSpec::tiny()
+            },
+        ),
+    ] {
+        let path = temp_model(&spec, name);
+        let gen = run(&path, "Hello", 8, &[]);
+        let emb = run(&path, "Hello", 0, &["--embed"]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(gen.generated().len(), 8, "{name}");
+        let values: Vec<f32> = emb
+            .line("emb")
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(values.len(), spec.n_embd as usize, "{name}");
+        assert!(values.iter().all(|v| v.is_finite()), "{name}");
+    }
+}
+
+/// Not run by default: writes a ~100M-parameter model and prints the reference program's
+/// speed (`cargo test -p llama-prebuilt-test-support --test gguf_model -- --ignored --nocapture`).
+/// `LLAMA_TEST_BENCH_PARAMS` picks the size.
+#[test]
+#[ignore = "writes a few hundred MB and takes tens of seconds"]
+fn bench_model_timings() {
+    let target = std::env::var("LLAMA_TEST_BENCH_PARAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000_000);
+    let spec = TinyModelSpec::bench(target);
+    let t = std::time::Instant::now();
+    let path = gguf::cached_model(&spec).unwrap();
+    eprintln!(
+        "bench model: {} layers, {} params, {} bytes, ready in {:?} at {}",
+        spec.n_layer,
+        spec.n_params(),
+        spec.file_size(),
+        t.elapsed(),
+        path.display()
+    );
+    let prompt = "The quick brown fox jumps over the lazy dog. ".repeat(3);
+    let r = run(&path, &prompt, 32, &[]);
+    assert_eq!(r.generated().len(), 32);
+    eprintln!(
+        "pp: {} tokens at {:.1} tok/s; tg: {} tokens at {:.1} tok/s",
+        r.timing("pp_tokens"),
+        r.timing("pp_tok_s"),
+        r.timing("tg_tokens"),
+        r.timing("tg_tok_s")
+    );
+}
