@@ -51,6 +51,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Token id of `<s>`, the BOS token (added by tokenize when `add_special` is set).
@@ -328,10 +329,13 @@ pub fn cached_model(spec: &TinyModelSpec) -> io::Result<PathBuf> {
     if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == spec.file_size()) {
         return Ok(path);
     }
+    // Unique per process and per call, so concurrent writers never share a temporary file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     let result = write_model(spec, &tmp).and_then(|()| fs::rename(&tmp, &path));
     if result.is_err() {

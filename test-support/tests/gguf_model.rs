@@ -13,6 +13,7 @@
 //! source); until it does, the defaults above point at a manual build.
 
 use std::ffi::OsString;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -76,14 +77,23 @@ fn reference() -> &'static Reference {
         let source = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("c")
             .join("reference.c");
-        let exe = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("llama-reference-{}", std::process::id()));
+        // Named after the library it links (its rpath), compiled under a per-process name
+        // and renamed into place: concurrent test processes never run a half-written
+        // executable or one linked against another library directory.
+        let lib_key = {
+            let mut h = DefaultHasher::new();
+            lib_dir.hash(&mut h);
+            h.finish()
+        };
+        let exe =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("llama-reference-{lib_key:016x}"));
+        let tmp_exe = exe.with_extension(format!("{}.tmp", std::process::id()));
         let mut cc = Command::new(std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc")));
         cc.args(["-std=c11", "-O2", "-Wall", "-Wextra"]);
         for dir in include_dirs() {
             cc.arg("-I").arg(dir);
         }
-        cc.arg(&source).arg("-o").arg(&exe);
+        cc.arg(&source).arg("-o").arg(&tmp_exe);
         cc.arg("-L")
             .arg(&lib_dir)
             .args(["-lllama", "-lggml", "-lggml-base"]);
@@ -99,6 +109,8 @@ fn reference() -> &'static Reference {
         if !stderr.trim().is_empty() {
             eprintln!("reference.c compiler output:\n{stderr}");
         }
+        std::fs::rename(&tmp_exe, &exe)
+            .expect("cannot move the compiled reference program into place");
         Reference { exe, lib_dir }
     })
 }
