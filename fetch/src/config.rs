@@ -1,0 +1,184 @@
+//! Settings, read once from the environment (or built by hand in tests and tools).
+//!
+//! An empty variable counts as unset, so `FOO= cargo build` switches an override off.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Names of every environment variable the fetch library and the build script read.
+pub mod vars {
+    /// Tag to use instead of the pinned one.
+    pub const VERSION: &str = "LLAMA_PREBUILT_VERSION";
+    /// Use the libraries in this directory; no download at all.
+    pub const LIB_DIR: &str = "LLAMA_LIB_DIR";
+    /// Headers for bindgen instead of `vendor-headers/`.
+    pub const INCLUDE_DIR: &str = "LLAMA_INCLUDE_DIR";
+    /// `cpu` (default), `vulkan`, `cuda-12.4`, ...
+    pub const VARIANT: &str = "LLAMA_PREBUILT_VARIANT";
+    /// A local archive to verify and use instead of downloading.
+    pub const ARCHIVE: &str = "LLAMA_PREBUILT_ARCHIVE";
+    /// Base URL replacing `https://github.com/ggml-org/llama.cpp/releases/download`.
+    pub const MIRROR: &str = "LLAMA_PREBUILT_MIRROR";
+    /// Base URL replacing `https://api.github.com/repos/ggml-org/llama.cpp` (for mirrors of the API).
+    pub const API_URL: &str = "LLAMA_PREBUILT_API_URL";
+    /// An extra checksums file.
+    pub const CHECKSUMS: &str = "LLAMA_PREBUILT_CHECKSUMS";
+    /// Expected digest of the one archive this build uses.
+    pub const SHA256: &str = "LLAMA_PREBUILT_SHA256";
+    /// Cache root.
+    pub const CACHE_DIR: &str = "LLAMA_PREBUILT_CACHE_DIR";
+    /// No network when `1`/`true`.
+    pub const OFFLINE: &str = "LLAMA_PREBUILT_OFFLINE";
+    /// Cargo's own offline switch (`--offline`, `net.offline`).
+    pub const CARGO_NET_OFFLINE: &str = "CARGO_NET_OFFLINE";
+    /// Token for GitHub API calls only; never printed.
+    pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+    /// Set by docs.rs: no download.
+    pub const DOCS_RS: &str = "DOCS_RS";
+    /// Per-read stall timeout in seconds for downloads (default 30).
+    pub const TIMEOUT: &str = "LLAMA_PREBUILT_TIMEOUT";
+
+    /// Every variable above, for `rerun-if-env-changed` and `doctor`.
+    pub const ALL: &[&str] = &[
+        VERSION, LIB_DIR, INCLUDE_DIR, VARIANT, ARCHIVE, MIRROR, API_URL, CHECKSUMS, SHA256,
+        CACHE_DIR, OFFLINE, CARGO_NET_OFFLINE, GITHUB_TOKEN, DOCS_RS, TIMEOUT,
+    ];
+}
+
+/// Official download base.
+pub const GITHUB_DOWNLOAD_BASE: &str = "https://github.com/ggml-org/llama.cpp/releases/download";
+/// Official API base.
+pub const GITHUB_API_BASE: &str = "https://api.github.com/repos/ggml-org/llama.cpp";
+
+/// HTTP behaviour.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response before the attempt counts as stalled.
+    pub read_timeout: Duration,
+    /// Retries after the first attempt, for transient failures only.
+    pub retries: u32,
+    /// First backoff delay; doubles each retry.
+    pub backoff: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Everything the fetcher needs to know, independent of where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Explicit cache root (`LLAMA_PREBUILT_CACHE_DIR`).
+    pub cache_dir: Option<PathBuf>,
+    /// Where to cache when the shared cache is not writable (a build script's `OUT_DIR`).
+    pub fallback_cache_dir: Option<PathBuf>,
+    /// Download base replacing GitHub's (`http(s)://` or `file://`).
+    pub mirror: Option<String>,
+    /// API base replacing GitHub's.
+    pub api_base: Option<String>,
+    /// Never touch the network; `Some(reason)` names the variable that said so.
+    pub offline: Option<String>,
+    /// Extra checksums file.
+    pub checksums_file: Option<PathBuf>,
+    /// `LLAMA_PREBUILT_SHA256`.
+    pub sha256: Option<String>,
+    /// `LLAMA_PREBUILT_ARCHIVE`.
+    pub archive: Option<PathBuf>,
+    /// `GITHUB_TOKEN`.
+    pub github_token: Option<String>,
+    /// HTTP behaviour.
+    pub http: HttpSettings,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Config {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get` (a build script passes a getter that also emits
+    /// `rerun-if-env-changed`). Empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let truthy = |v: &str| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on");
+        let offline = if get(vars::OFFLINE).is_some_and(|v| truthy(&v)) {
+            Some(format!("{}=1", vars::OFFLINE))
+        } else if get(vars::CARGO_NET_OFFLINE).is_some_and(|v| truthy(&v)) {
+            Some(format!("{}=true", vars::CARGO_NET_OFFLINE))
+        } else {
+            None
+        };
+        let mut http = HttpSettings::default();
+        if let Some(secs) = get(vars::TIMEOUT).and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| *s > 0.0) {
+            http.read_timeout = Duration::from_secs_f64(secs);
+        }
+        Config {
+            cache_dir: get(vars::CACHE_DIR).map(PathBuf::from),
+            fallback_cache_dir: None,
+            mirror: get(vars::MIRROR).map(|m| m.trim_end_matches('/').to_string()),
+            api_base: get(vars::API_URL).map(|m| m.trim_end_matches('/').to_string()),
+            offline,
+            checksums_file: get(vars::CHECKSUMS).map(PathBuf::from),
+            sha256: get(vars::SHA256),
+            archive: get(vars::ARCHIVE).map(PathBuf::from),
+            github_token: get(vars::GITHUB_TOKEN),
+            http,
+        }
+    }
+
+    /// Base URL assets are downloaded from.
+    pub fn download_base(&self) -> &str {
+        self.mirror.as_deref().unwrap_or(GITHUB_DOWNLOAD_BASE)
+    }
+
+    /// Base URL of the release API.
+    pub fn api_base(&self) -> &str {
+        self.api_base.as_deref().unwrap_or(GITHUB_API_BASE)
+    }
+
+    /// URL of one asset.
+    pub fn asset_url(&self, tag: &str, asset: &str) -> String {
+        format!("{}/{tag}/{asset}", self.download_base())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn empty_means_unset() {
+        let c = cfg(&[(vars::MIRROR, ""), (vars::OFFLINE, " ")]);
+        assert!(c.mirror.is_none() && c.offline.is_none());
+        assert_eq!(c.asset_url("b1", "a.zip"), format!("{GITHUB_DOWNLOAD_BASE}/b1/a.zip"));
+    }
+
+    #[test]
+    fn offline_from_either_variable() {
+        assert_eq!(cfg(&[(vars::OFFLINE, "1")]).offline.as_deref(), Some("LLAMA_PREBUILT_OFFLINE=1"));
+        assert_eq!(cfg(&[(vars::CARGO_NET_OFFLINE, "true")]).offline.as_deref(), Some("CARGO_NET_OFFLINE=true"));
+        assert!(cfg(&[(vars::OFFLINE, "0")]).offline.is_none());
+    }
+
+    #[test]
+    fn mirror_trailing_slash_is_trimmed() {
+        let c = cfg(&[(vars::MIRROR, "http://127.0.0.1:9/dl/"), (vars::TIMEOUT, "2.5")]);
+        assert_eq!(c.asset_url("b1", "a.zip"), "http://127.0.0.1:9/dl/b1/a.zip");
+        assert_eq!(c.http.read_timeout, Duration::from_millis(2500));
+    }
+}
