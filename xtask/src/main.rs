@@ -1,1 +1,38 @@
-fn main() {}
+//! Dev-only automation for llama-prebuilt (never published). Each subcommand is a function in
+//! its own module; this file only parses the command line and dispatches.
+
+mod fixture_cmd;
+mod mirror_cmd;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  fixture [--aarch64]                  build (first run) or load the llama.cpp fixture and
+                                       print its paths; --aarch64 also the arm64 cross build
+  mirror [--aarch64] [--seconds N]     serve the fixture archives on a loopback mirror in the
+                                       foreground; prints its URLs and a checksums file; stops
+                                       on Ctrl-C or after N seconds
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("fixture") => fixture_cmd::run(&args[1..]),
+        Some("mirror") => mirror_cmd::run(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown or missing command\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
