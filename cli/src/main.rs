@@ -1,1 +1,19 @@
-fn main() {}
+//! `llama-prebuilt`: download, verify and cache the official llama.cpp release binaries.
+//!
+//! Everything real lives in the fetch library; this binary parses arguments, calls it, and
+//! prints reports (tables for people, `--json` for programs).
+
+mod app;
+mod args;
+mod cache;
+mod doctor;
+mod download;
+mod list;
+mod output;
+mod progress;
+mod settings;
+mod verify;
+
+fn main() -> std::process::ExitCode {
+    app::run()
+}

@@ -1,0 +1,366 @@
+//! `doctor`: what a build on this machine would do, and why — without downloading anything.
+//! Problems that would break a build are listed and make the exit code non-zero; the report is
+//! printed either way.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use llama_prebuilt_fetch::{asset, vars, Fetcher, Platform, Request};
+use serde::Serialize;
+
+use crate::app::{CliError, CmdResult, Ctx};
+use crate::args::DoctorArgs;
+use crate::output::{self, digest_label, human_bytes};
+use crate::settings::{self, Chosen};
+use crate::verify::check_cache;
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    ok: bool,
+    target: String,
+    target_source: String,
+    platform: Option<String>,
+    tag: Option<String>,
+    tag_source: String,
+    variant: String,
+    variant_source: String,
+    asset: Option<String>,
+    candidates: Vec<String>,
+    url: Option<String>,
+    mirror: Option<String>,
+    api_base: String,
+    digest: Option<Digest>,
+    cache: CacheState,
+    offline: bool,
+    offline_reason: Option<String>,
+    /// Every variable the build script reads that is set; `GITHUB_TOKEN` only as `set`.
+    overrides: BTreeMap<String, String>,
+    /// What a build would do, in a sentence.
+    action: String,
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Digest {
+    sha256: String,
+    size: Option<u64>,
+    source: String,
+    label: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct CacheState {
+    root: Option<PathBuf>,
+    /// `cached`, `corrupt`, `absent` or `unknown`.
+    state: String,
+    entry_dir: Option<PathBuf>,
+    lib_dir: Option<PathBuf>,
+    problem: Option<String>,
+}
+
+pub fn run(ctx: Ctx, args: &DoctorArgs) -> CmdResult {
+    let report = diagnose(args);
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        output::write(&render(&report))?;
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::after_report(format!(
+            "doctor found {} problem(s) that would stop a build:\n  - {}",
+            report.problems.len(),
+            report.problems.join("\n  - ")
+        )))
+    }
+}
+
+fn diagnose(args: &DoctorArgs) -> Report {
+    let config = settings::config();
+    let (target, target_source) = settings::target(args.target.as_deref());
+    let Chosen {
+        value: spec,
+        source: tag_source,
+    } = settings::version(None);
+    let Chosen {
+        value: variant,
+        source: variant_source,
+    } = settings::variant(None);
+    let mut r = Report {
+        target: target.triple.clone(),
+        target_source: target_source.into(),
+        tag_source,
+        variant: variant.clone(),
+        variant_source,
+        mirror: config.mirror.clone(),
+        api_base: config.api_base().to_string(),
+        offline: config.offline.is_some(),
+        offline_reason: config.offline.clone(),
+        overrides: overrides(),
+        cache: CacheState {
+            state: "unknown".into(),
+            ..CacheState::default()
+        },
+        ..Report::default()
+    };
+    let lib_dir = settings::env(vars::LIB_DIR);
+    let docs_rs = settings::env(vars::DOCS_RS).is_some();
+    r.action = if docs_rs {
+        "nothing to download: a docs.rs build uses the vendored headers only".into()
+    } else if let Some(dir) = &lib_dir {
+        format!("link the libraries in {dir} (LLAMA_LIB_DIR); no download")
+    } else {
+        String::new()
+    };
+    let needs_fetch = r.action.is_empty();
+
+    match Platform::for_target(&target) {
+        Ok(p) => r.platform = Some(p.key.into()),
+        Err(e) if needs_fetch => r.problems.push(e.to_string()),
+        Err(_) => {}
+    }
+    let fetcher = match Fetcher::new(config.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            r.problems.push(e.to_string());
+            r.cache.root = settings::cache_root(&config).ok();
+            return finish(r);
+        }
+    };
+    r.cache.root = Some(fetcher.cache().root().to_path_buf());
+    if let Some(reason) = fetcher.fallback_reason() {
+        r.problems.push(reason.to_string());
+    }
+    let tag = if matches!(spec.as_str(), "newest" | "latest") && needs_fetch {
+        // A build would ask the API too; say what it would find.
+        fetcher
+            .resolve_tag(&spec, &target, &variant)
+            .map_err(|e| r.problems.push(e.to_string()))
+            .ok()
+    } else {
+        asset::check_tag(&spec)
+            .map(|_| spec.clone())
+            .map_err(|e| r.problems.push(e.to_string()))
+            .ok()
+    };
+    r.tag = tag.clone();
+    let (Some(tag), Some(_)) = (tag, &r.platform) else {
+        return finish(r);
+    };
+
+    let req = Request {
+        tag: tag.clone(),
+        target,
+        variant,
+    };
+    let plan = match fetcher.plan(&req) {
+        Ok(p) => p,
+        Err(e) => {
+            r.problems.push(e.to_string());
+            return finish(r);
+        }
+    };
+    r.candidates = plan.candidates.clone();
+    r.asset = Some(plan.asset.clone());
+    r.url = Some(plan.url.clone());
+    r.digest = plan.expected.as_ref().map(|e| Digest {
+        sha256: e.sha256.clone(),
+        size: e.size,
+        source: e.source.to_string(),
+        label: e.source.label().into(),
+    });
+    match &plan.cached {
+        Some(dir) => {
+            let entry = check_cache(&fetcher)
+                .into_iter()
+                .find(|e| e.tag == tag && e.asset == plan.asset);
+            r.cache.entry_dir = Some(dir.clone());
+            match entry {
+                Some(e) if e.ok => {
+                    r.cache.state = "cached".into();
+                    r.cache.lib_dir = Some(e.lib_dir);
+                }
+                Some(e) => {
+                    r.cache.state = "corrupt".into();
+                    r.cache.problem = e.problem;
+                }
+                None => r.cache.state = "absent".into(),
+            }
+        }
+        None => r.cache.state = "absent".into(),
+    }
+    if !needs_fetch {
+        return finish(r);
+    }
+
+    let from = r
+        .digest
+        .as_ref()
+        .map(|d| format!("the sha256 from {}", d.source));
+    let api = format!(
+        "the digest the GitHub release API publishes ({})",
+        r.api_base
+    );
+    r.action = if let Some(archive) = &config.archive {
+        format!(
+            "verify the local archive {} against {}, then extract it",
+            archive.display(),
+            from.unwrap_or(api)
+        )
+    } else if r.cache.state == "cached" {
+        format!(
+            "use the cached libraries in {}",
+            r.cache
+                .lib_dir
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    } else if let Some(reason) = &config.offline {
+        r.problems.push(format!(
+            "offline ({reason}) and {} is not in the cache; set LLAMA_LIB_DIR, LLAMA_PREBUILT_ARCHIVE or a reachable \
+             LLAMA_PREBUILT_MIRROR, or download it first (`llama-prebuilt download` without offline)",
+            plan.asset
+        ));
+        "fail: nothing usable is cached and the network is off".into()
+    } else {
+        let size = r
+            .digest
+            .as_ref()
+            .and_then(|d| d.size)
+            .map(|s| format!(" ({})", human_bytes(s)))
+            .unwrap_or_default();
+        let verb = if r.cache.state == "corrupt" {
+            "rebuild the corrupt cache entry: download"
+        } else {
+            "download"
+        };
+        format!(
+            "{verb} {}{size} and verify it against {}",
+            plan.url,
+            from.unwrap_or(api)
+        )
+    };
+    finish(r)
+}
+
+fn finish(mut r: Report) -> Report {
+    if r.action.is_empty() {
+        r.action = "fail (see the problems)".into();
+    }
+    r.ok = r.problems.is_empty();
+    r
+}
+
+/// Every variable the build script reads that is set. The token's value is never shown.
+fn overrides() -> BTreeMap<String, String> {
+    vars::ALL
+        .iter()
+        .filter_map(|name| {
+            let v = settings::env(name)?;
+            Some((
+                name.to_string(),
+                if *name == vars::GITHUB_TOKEN {
+                    "set".to_string()
+                } else {
+                    v
+                },
+            ))
+        })
+        .collect()
+}
+
+fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<13} {v}\n"));
+    kv(
+        "target",
+        format!(
+            "{} ({}){}",
+            r.target,
+            r.target_source,
+            r.platform
+                .as_ref()
+                .map(|p| format!(", platform {p}"))
+                .unwrap_or_default()
+        ),
+    );
+    kv(
+        "tag",
+        format!("{} ({})", r.tag.as_deref().unwrap_or("?"), r.tag_source),
+    );
+    kv("variant", format!("{} ({})", r.variant, r.variant_source));
+    if let Some(a) = &r.asset {
+        kv("asset", a.clone());
+    }
+    if r.candidates.len() > 1 {
+        kv("candidates", r.candidates.join(", "));
+    }
+    if let Some(u) = &r.url {
+        kv("url", u.clone());
+    }
+    kv(
+        "mirror",
+        r.mirror
+            .clone()
+            .unwrap_or_else(|| "none (official GitHub releases)".into()),
+    );
+    kv("api", r.api_base.clone());
+    kv(
+        "digest",
+        match &r.digest {
+            Some(d) => format!(
+                "{} from {} [{}]",
+                d.sha256,
+                d.source,
+                digest_label(&d.source)
+            ),
+            None if r.offline => "none known locally (the API cannot be asked offline)".into(),
+            None => "none known locally; a build would take the GitHub release API's digest".into(),
+        },
+    );
+    kv(
+        "cache root",
+        r.cache
+            .root
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "?".into()),
+    );
+    kv(
+        "cache state",
+        match r.cache.state.as_str() {
+            "cached" => format!(
+                "cached and verified: {}",
+                r.cache
+                    .lib_dir
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            "corrupt" => format!(
+                "CORRUPT ({}); a build repairs it",
+                r.cache.problem.as_deref().unwrap_or("?")
+            ),
+            "absent" => "not cached".into(),
+            other => other.into(),
+        },
+    );
+    kv(
+        "network",
+        match &r.offline_reason {
+            Some(reason) => format!("offline ({reason})"),
+            None => "online".into(),
+        },
+    );
+    if r.overrides.is_empty() {
+        kv("overrides", "none".into());
+    } else {
+        for (i, (k, v)) in r.overrides.iter().enumerate() {
+            kv(if i == 0 { "overrides" } else { "" }, format!("{k}={v}"));
+        }
+    }
+    kv("a build would", r.action.clone());
+    out
+}
