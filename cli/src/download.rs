@@ -274,7 +274,7 @@ fn row(
             url: Some(i.url),
             sha256: Some(i.sha256),
             digest_source: Some(i.digest_source),
-            lib_dir: Some(i.lib_dir),
+            lib_dir: Some(output::tidy_path(&i.lib_dir)),
             entry_dir: Some(i.entry_dir),
             repaired: i.repaired,
             error: None,

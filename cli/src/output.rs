@@ -90,6 +90,12 @@ impl Table {
     }
 }
 
+/// `a/b/` -> `a/b`: a library dir at the root of an archive is `files/` joined with an empty
+/// relative path, whose trailing separator is noise in a report.
+pub fn tidy_path(p: &std::path::Path) -> std::path::PathBuf {
+    p.components().collect()
+}
+
 /// `1536` -> `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -141,6 +147,13 @@ mod tests {
             t.render(),
             "A     LONG HEADER  LAST\nxxxx  y            z z\n\n"
         );
+    }
+
+    #[test]
+    fn tidy_paths_lose_the_trailing_separator() {
+        let p = std::path::Path::new("/c/e").join("files").join("");
+        assert_eq!(tidy_path(&p), std::path::Path::new("/c/e/files"));
+        assert!(!tidy_path(&p).to_string_lossy().ends_with('/'));
     }
 
     #[test]

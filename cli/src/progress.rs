@@ -84,22 +84,34 @@ impl Reporter {
                 self.say(&format!("{asset}: downloading {url}{size}"));
             }
             Mode::Bars(multi) => {
+                let style = match total {
+                    Some(_) => {
+                        style("{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    }
+                    None => style("{prefix} {spinner} {bytes} {bytes_per_sec}"),
+                };
                 let mut bars = lock(&self.bars);
-                let bar = bars
-                    .entry(asset.to_string())
-                    .or_insert_with(|| multi.add(ProgressBar::no_length()));
-                bar.reset();
-                bar.set_prefix(asset.to_string());
-                match total {
-                    Some(t) => {
-                        bar.set_length(t);
-                        bar.set_style(style(
-                            "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                        ));
+                match bars.get(asset) {
+                    // A retry: start the same bar over.
+                    Some(bar) => {
+                        bar.reset();
+                        bar.set_style(style);
+                        match total {
+                            Some(t) => bar.set_length(t),
+                            None => bar.unset_length(),
+                        }
                     }
                     None => {
-                        bar.unset_length();
-                        bar.set_style(style("{prefix} {spinner} {bytes} {bytes_per_sec}"));
+                        // Styled before it is added, so it never draws with the default style.
+                        let bar = match total {
+                            Some(t) => ProgressBar::new(t),
+                            None => ProgressBar::no_length(),
+                        }
+                        .with_style(style)
+                        .with_prefix(asset.to_string());
+                        let bar = multi.add(bar);
+                        bar.tick();
+                        bars.insert(asset.to_string(), bar);
                     }
                 }
             }

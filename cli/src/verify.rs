@@ -147,7 +147,7 @@ pub fn check_cache(fetcher: &Fetcher) -> Vec<EntryReport> {
                     } else {
                         0
                     },
-                lib_dir: e.dir.join("files").join(&e.manifest.lib_dir),
+                lib_dir: output::tidy_path(&e.dir.join("files").join(&e.manifest.lib_dir)),
                 tag: e.manifest.tag,
                 asset: e.manifest.asset,
                 sha256: e.manifest.sha256,
