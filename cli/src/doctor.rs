@@ -20,7 +20,10 @@ struct Report {
     target: String,
     target_source: String,
     platform: Option<String>,
+    /// The resolved tag (`None` when it could not be resolved).
     tag: Option<String>,
+    /// The tag as asked for (`b10199`, `newest`).
+    tag_requested: String,
     tag_source: String,
     variant: String,
     variant_source: String,
@@ -90,6 +93,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
     let mut r = Report {
         target: target.triple.clone(),
         target_source: target_source.into(),
+        tag_requested: spec.clone(),
         tag_source,
         variant: variant.clone(),
         variant_source,
@@ -132,7 +136,17 @@ fn diagnose(args: &DoctorArgs) -> Report {
     if let Some(reason) = fetcher.fallback_reason() {
         r.problems.push(reason.to_string());
     }
-    let tag = if matches!(spec.as_str(), "newest" | "latest") && needs_fetch {
+    let newest = matches!(spec.as_str(), "newest" | "latest");
+    let tag = if newest && !needs_fetch {
+        None
+    } else if newest && config.offline.is_some() {
+        r.problems.push(format!(
+            "`{spec}` ({}) needs the GitHub release API, but the network is off ({}); pin a tag instead",
+            r.tag_source,
+            config.offline.as_deref().unwrap_or_default()
+        ));
+        None
+    } else if newest {
         // A build would ask the API too; say what it would find.
         fetcher
             .resolve_tag(&spec, &target, &variant)
@@ -288,7 +302,13 @@ fn render(r: &Report) -> String {
     );
     kv(
         "tag",
-        format!("{} ({})", r.tag.as_deref().unwrap_or("?"), r.tag_source),
+        match &r.tag {
+            Some(t) if *t != r.tag_requested => {
+                format!("{t} ({} from {})", r.tag_requested, r.tag_source)
+            }
+            Some(t) => format!("{t} ({})", r.tag_source),
+            None => format!("{} ({}), unresolved", r.tag_requested, r.tag_source),
+        },
     );
     kv("variant", format!("{} ({})", r.variant, r.variant_source));
     if let Some(a) = &r.asset {

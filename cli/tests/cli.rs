@@ -922,6 +922,40 @@ fn doctor_reports_problems_that_would_stop_a_build() {
         "{run}"
     );
 
+    // `newest` needs the API: resolved online, a problem offline.
+    env.mirror.add_asset_bytes(
+        "b20002",
+        "llama-b20002-bin-ubuntu-x64.tar.gz",
+        linux_tar_gz("b20002"),
+    );
+    let newest = [("LLAMA_PREBUILT_VERSION", "newest")];
+    let j = env
+        .run_env(&["doctor", "--target", LINUX_X64_TRIPLE, "--json"], &newest)
+        .ok()
+        .json();
+    assert_eq!(
+        (j["tag"].clone(), j["tag_requested"].clone()),
+        ("b20002".into(), "newest".into())
+    );
+    assert_eq!(
+        j["digest"],
+        Value::Null,
+        "b20002 is only vouched for by the API"
+    );
+    assert!(s(&j["action"]).contains("GitHub release API"), "{j}");
+    let run = env
+        .run_env(
+            &["doctor", "--target", LINUX_X64_TRIPLE],
+            &[newest[0], ("CARGO_NET_OFFLINE", "true")],
+        )
+        .failed();
+    assert!(
+        run.stdout
+            .contains("newest (LLAMA_PREBUILT_VERSION), unresolved"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("needs the GitHub release API"), "{run}");
+
     // LLAMA_LIB_DIR means no download at all, offline or not.
     let run = env
         .run_env(
