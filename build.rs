@@ -12,7 +12,10 @@ use llama_prebuilt_fetch::{libdir, linking, vars, Config, Fetcher, Request, Targ
 fn main() {
     if let Err(message) = run() {
         let mut lines = message.lines();
-        println!("cargo::error={}", lines.next().unwrap_or("llama-prebuilt-sys build failed"));
+        println!(
+            "cargo::error={}",
+            lines.next().unwrap_or("llama-prebuilt-sys build failed")
+        );
         for line in lines {
             println!("cargo::error={line}");
         }
@@ -30,7 +33,13 @@ fn run() -> Result<(), String> {
     for name in vars::ALL {
         var(name);
     }
-    for path in ["build.rs", "wrapper.h", "vendor-headers", "checksums.toml", "bindings"] {
+    for path in [
+        "build.rs",
+        "wrapper.h",
+        "vendor-headers",
+        "checksums.toml",
+        "bindings",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
@@ -50,19 +59,30 @@ fn run() -> Result<(), String> {
         .map(|p| p.lib_os())
         .unwrap_or(libdir::LibOs::Linux);
     let lib_source = match var(vars::LIB_DIR) {
-        Some(dir) => libdir::locate(Path::new(&dir), os)
-            .map_err(|e| format!("LLAMA_LIB_DIR={dir}: {e}"))?
-            .dir,
+        Some(dir) => {
+            libdir::locate(Path::new(&dir), os)
+                .map_err(|e| format!("LLAMA_LIB_DIR={dir}: {e}"))?
+                .dir
+        }
         None => fetch(&tag, &target, &out_dir)?,
     };
 
     let staged = out_dir.join("lib");
-    linking::stage(&lib_source, &staged, os)
-        .map_err(|e| format!("cannot stage the libraries from {} in {}: {e}", lib_source.display(), staged.display()))?;
+    linking::stage(&lib_source, &staged, os).map_err(|e| {
+        format!(
+            "cannot stage the libraries from {} in {}: {e}",
+            lib_source.display(),
+            staged.display()
+        )
+    })?;
     if env::var_os("CARGO_FEATURE_COPY_DYLIBS").is_some() {
         if let Some(profile) = linking::profile_dir(&out_dir) {
-            linking::stage(&lib_source, &profile, os)
-                .map_err(|e| format!("cannot copy the libraries next to the artifacts in {}: {e}", profile.display()))?;
+            linking::stage(&lib_source, &profile, os).map_err(|e| {
+                format!(
+                    "cannot copy the libraries next to the artifacts in {}: {e}",
+                    profile.display()
+                )
+            })?;
         }
     }
 
@@ -101,10 +121,17 @@ fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> 
     config.fallback_cache_dir = Some(out_dir.join("llama-prebuilt-cache"));
     let variant = var(vars::VARIANT).unwrap_or_else(|| "cpu".to_string());
     let fetcher = Fetcher::new(config).map_err(|e| e.to_string())?;
-    let request = Request { tag: tag.to_string(), target: target.clone(), variant };
+    let request = Request {
+        tag: tag.to_string(),
+        target: target.clone(),
+        variant,
+    };
     let installed = fetcher.ensure(&request).map_err(|e| e.to_string())?;
     if let Some(reason) = &installed.repaired {
-        println!("cargo:warning=llama-prebuilt: repaired cache entry of {} ({reason})", installed.asset);
+        println!(
+            "cargo:warning=llama-prebuilt: repaired cache entry of {} ({reason})",
+            installed.asset
+        );
     }
     if installed.digest_source.contains("API") {
         // Trust on first use is weaker than a pinned digest: say so once, when it happens.
@@ -142,7 +169,10 @@ fn emit_link(staged: &Path, target: &Target) {
 fn emit_constants(tag: &str, lib_dir: &Path) {
     println!("cargo:version={tag}");
     println!("cargo:rustc-env=LLAMA_PREBUILT_TAG={tag}");
-    println!("cargo:rustc-env=LLAMA_PREBUILT_LIB_DIR={}", lib_dir.display());
+    println!(
+        "cargo:rustc-env=LLAMA_PREBUILT_LIB_DIR={}",
+        lib_dir.display()
+    );
 }
 
 mod bindings {
@@ -150,9 +180,16 @@ mod bindings {
     //! libclang cannot be loaded (or the `bindgen` feature is off).
     use super::*;
 
-    pub fn write(manifest_dir: &Path, include_dir: &Path, target: &Target, out_dir: &Path) -> Result<(), String> {
+    pub fn write(
+        manifest_dir: &Path,
+        include_dir: &Path,
+        target: &Target,
+        out_dir: &Path,
+    ) -> Result<(), String> {
         let out = out_dir.join("bindings.rs");
-        let committed = manifest_dir.join("bindings").join(format!("{}.rs", target.triple));
+        let committed = manifest_dir
+            .join("bindings")
+            .join(format!("{}.rs", target.triple));
         let vendored = include_dir == manifest_dir.join("vendor-headers");
         match generate(manifest_dir, include_dir, target, &out) {
             Ok(()) => return Ok(()),
@@ -173,27 +210,42 @@ mod bindings {
                 ))
             }
         }
-        std::fs::copy(&committed, &out).map_err(|e| format!("cannot copy {}: {e}", committed.display()))?;
+        std::fs::copy(&committed, &out)
+            .map_err(|e| format!("cannot copy {}: {e}", committed.display()))?;
         Ok(())
     }
 
     #[cfg(feature = "bindgen")]
-    fn generate(manifest_dir: &Path, include_dir: &Path, target: &Target, out: &Path) -> Result<(), String> {
+    fn generate(
+        manifest_dir: &Path,
+        include_dir: &Path,
+        target: &Target,
+        out: &Path,
+    ) -> Result<(), String> {
         let builder = configure(manifest_dir, include_dir, &target.triple);
         // bindgen panics when libclang cannot be loaded; turn that into a fallback.
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
         std::panic::set_hook(prev);
         let bindings = match result {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err(format!("bindgen failed: {e}")),
             Err(p) => {
-                let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-                return Err(format!("libclang could not be loaded ({})", msg.unwrap_or_default().lines().next().unwrap_or("")));
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+                return Err(format!(
+                    "libclang could not be loaded ({})",
+                    msg.unwrap_or_default().lines().next().unwrap_or("")
+                ));
             }
         };
-        bindings.write_to_file(out).map_err(|e| format!("cannot write {}: {e}", out.display()))
+        bindings
+            .write_to_file(out)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))
     }
 
     #[cfg(not(feature = "bindgen"))]

@@ -6,7 +6,12 @@
 //! `llama-prebuilt` crate is the safe API. With `GGML_BACKEND_DL` release builds, nothing runs
 //! until backends are registered: call [`ggml_backend_load_all_from_path`] with [`LIB_DIR`] (or the
 //! directory the library was loaded from) first.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all, rustdoc::all, missing_docs)]
 
 mod generated {

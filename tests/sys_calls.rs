@@ -16,10 +16,9 @@ fn constants_name_the_tag_and_the_staged_directory() {
     assert!(sys::VERSION.starts_with('b'), "{}", sys::VERSION);
     let lib_dir = std::path::Path::new(sys::LIB_DIR);
     assert!(lib_dir.is_dir(), "{}", sys::LIB_DIR);
-    let has_llama = std::fs::read_dir(lib_dir)
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("libllama") || e.file_name() == "llama.dll");
+    let has_llama = std::fs::read_dir(lib_dir).unwrap().flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with("libllama") || e.file_name() == "llama.dll"
+    });
     assert!(has_llama);
 }
 
@@ -40,14 +39,21 @@ fn backends_load_from_the_library_directory() {
 fn system_info_is_a_c_string() {
     load_backends();
     // SAFETY: returns a pointer to a static NUL-terminated buffer.
-    let info = unsafe { CStr::from_ptr(sys::llama_print_system_info()) }.to_string_lossy().into_owned();
+    let info = unsafe { CStr::from_ptr(sys::llama_print_system_info()) }
+        .to_string_lossy()
+        .into_owned();
     assert!(info.contains("CPU"), "{info}");
 }
 
 #[test]
 fn default_params_match_what_llama_h_documents() {
     // SAFETY: the default-params functions return plain structs by value.
-    let (m, c) = unsafe { (sys::llama_model_default_params(), sys::llama_context_default_params()) };
+    let (m, c) = unsafe {
+        (
+            sys::llama_model_default_params(),
+            sys::llama_context_default_params(),
+        )
+    };
     assert_eq!(m.load_mode, sys::LLAMA_LOAD_MODE_MMAP);
     assert_eq!(m.n_gpu_layers, -1);
     assert!(!m.vocab_only);
@@ -56,7 +62,10 @@ fn default_params_match_what_llama_h_documents() {
     assert!(c.n_seq_max >= 1);
     // SAFETY: as above.
     let s = unsafe { sys::llama_sampler_chain_default_params() };
-    assert!(s.no_perf, "llama.cpp disables sampler perf counters by default");
+    assert!(
+        s.no_perf,
+        "llama.cpp disables sampler perf counters by default"
+    );
 }
 
 #[test]

@@ -27,18 +27,80 @@ pub struct Platform {
 
 /// Every platform with official CPU binaries.
 pub const PLATFORMS: &[Platform] = &[
-    Platform { key: "linux-x64", triple: "x86_64-unknown-linux-gnu", arch: "x86_64", os: "linux", env: "gnu", asset_os: "ubuntu", asset_arch: "x64" },
-    Platform { key: "linux-arm64", triple: "aarch64-unknown-linux-gnu", arch: "aarch64", os: "linux", env: "gnu", asset_os: "ubuntu", asset_arch: "arm64" },
-    Platform { key: "linux-s390x", triple: "s390x-unknown-linux-gnu", arch: "s390x", os: "linux", env: "gnu", asset_os: "ubuntu", asset_arch: "s390x" },
-    Platform { key: "macos-arm64", triple: "aarch64-apple-darwin", arch: "aarch64", os: "macos", env: "", asset_os: "macos", asset_arch: "arm64" },
-    Platform { key: "macos-x64", triple: "x86_64-apple-darwin", arch: "x86_64", os: "macos", env: "", asset_os: "macos", asset_arch: "x64" },
-    Platform { key: "windows-x64", triple: "x86_64-pc-windows-msvc", arch: "x86_64", os: "windows", env: "msvc", asset_os: "win", asset_arch: "x64" },
-    Platform { key: "windows-arm64", triple: "aarch64-pc-windows-msvc", arch: "aarch64", os: "windows", env: "msvc", asset_os: "win", asset_arch: "arm64" },
+    Platform {
+        key: "linux-x64",
+        triple: "x86_64-unknown-linux-gnu",
+        arch: "x86_64",
+        os: "linux",
+        env: "gnu",
+        asset_os: "ubuntu",
+        asset_arch: "x64",
+    },
+    Platform {
+        key: "linux-arm64",
+        triple: "aarch64-unknown-linux-gnu",
+        arch: "aarch64",
+        os: "linux",
+        env: "gnu",
+        asset_os: "ubuntu",
+        asset_arch: "arm64",
+    },
+    Platform {
+        key: "linux-s390x",
+        triple: "s390x-unknown-linux-gnu",
+        arch: "s390x",
+        os: "linux",
+        env: "gnu",
+        asset_os: "ubuntu",
+        asset_arch: "s390x",
+    },
+    Platform {
+        key: "macos-arm64",
+        triple: "aarch64-apple-darwin",
+        arch: "aarch64",
+        os: "macos",
+        env: "",
+        asset_os: "macos",
+        asset_arch: "arm64",
+    },
+    Platform {
+        key: "macos-x64",
+        triple: "x86_64-apple-darwin",
+        arch: "x86_64",
+        os: "macos",
+        env: "",
+        asset_os: "macos",
+        asset_arch: "x64",
+    },
+    Platform {
+        key: "windows-x64",
+        triple: "x86_64-pc-windows-msvc",
+        arch: "x86_64",
+        os: "windows",
+        env: "msvc",
+        asset_os: "win",
+        asset_arch: "x64",
+    },
+    Platform {
+        key: "windows-arm64",
+        triple: "aarch64-pc-windows-msvc",
+        arch: "aarch64",
+        os: "windows",
+        env: "msvc",
+        asset_os: "win",
+        asset_arch: "arm64",
+    },
 ];
 
 /// The six platforms `download --all` fetches (s390x is opt-in: few users, no Rust tier-1).
-pub const DEFAULT_PLATFORMS: &[&str] =
-    &["linux-x64", "linux-arm64", "macos-arm64", "macos-x64", "windows-x64", "windows-arm64"];
+pub const DEFAULT_PLATFORMS: &[&str] = &[
+    "linux-x64",
+    "linux-arm64",
+    "macos-arm64",
+    "macos-x64",
+    "windows-x64",
+    "windows-arm64",
+];
 
 impl Platform {
     /// The platform serving `target`, or an error listing the supported targets.
@@ -81,16 +143,62 @@ struct VariantRule {
 /// `win-cpu-<arch>`; on Linux and macOS the CPU asset has no backend part (macOS arm64's includes
 /// Metal).
 const VARIANTS: &[VariantRule] = &[
-    VariantRule { name: "cpu", platforms: &["linux-x64", "linux-arm64", "linux-s390x", "macos-arm64", "macos-x64"], infix: "" },
-    VariantRule { name: "cpu", platforms: &["windows-x64", "windows-arm64"], infix: "cpu" },
-    VariantRule { name: "vulkan", platforms: &["linux-x64", "linux-arm64", "windows-x64"], infix: "vulkan" },
-    VariantRule { name: "cuda-*", platforms: &["windows-x64", "linux-x64", "linux-arm64"], infix: "cuda-{v}" },
-    VariantRule { name: "rocm-*", platforms: &["linux-x64"], infix: "rocm-{v}" },
-    VariantRule { name: "openvino-*", platforms: &["linux-x64"], infix: "openvino-{v}" },
-    VariantRule { name: "sycl-fp16", platforms: &["linux-x64"], infix: "sycl-fp16" },
-    VariantRule { name: "sycl", platforms: &["windows-x64"], infix: "sycl" },
-    VariantRule { name: "hip-radeon", platforms: &["windows-x64"], infix: "hip-radeon" },
-    VariantRule { name: "opencl-adreno", platforms: &["windows-arm64"], infix: "opencl-adreno" },
+    VariantRule {
+        name: "cpu",
+        platforms: &[
+            "linux-x64",
+            "linux-arm64",
+            "linux-s390x",
+            "macos-arm64",
+            "macos-x64",
+        ],
+        infix: "",
+    },
+    VariantRule {
+        name: "cpu",
+        platforms: &["windows-x64", "windows-arm64"],
+        infix: "cpu",
+    },
+    VariantRule {
+        name: "vulkan",
+        platforms: &["linux-x64", "linux-arm64", "windows-x64"],
+        infix: "vulkan",
+    },
+    VariantRule {
+        name: "cuda-*",
+        platforms: &["windows-x64", "linux-x64", "linux-arm64"],
+        infix: "cuda-{v}",
+    },
+    VariantRule {
+        name: "rocm-*",
+        platforms: &["linux-x64"],
+        infix: "rocm-{v}",
+    },
+    VariantRule {
+        name: "openvino-*",
+        platforms: &["linux-x64"],
+        infix: "openvino-{v}",
+    },
+    VariantRule {
+        name: "sycl-fp16",
+        platforms: &["linux-x64"],
+        infix: "sycl-fp16",
+    },
+    VariantRule {
+        name: "sycl",
+        platforms: &["windows-x64"],
+        infix: "sycl",
+    },
+    VariantRule {
+        name: "hip-radeon",
+        platforms: &["windows-x64"],
+        infix: "hip-radeon",
+    },
+    VariantRule {
+        name: "opencl-adreno",
+        platforms: &["windows-arm64"],
+        infix: "opencl-adreno",
+    },
 ];
 
 /// Variant names (with `<ver>` placeholders) available on a platform.
@@ -115,12 +223,18 @@ pub fn build_number(tag: &str) -> Option<u64> {
 
 /// Checks that `tag` is a release tag and not one known to be broken.
 pub fn check_tag(tag: &str) -> Result<u64> {
-    let n = build_number(tag).ok_or_else(|| Error::BadTag { tag: tag.to_string() })?;
+    let n = build_number(tag).ok_or_else(|| Error::BadTag {
+        tag: tag.to_string(),
+    })?;
     match n {
-        9110 => Err(Error::BrokenTag { tag: tag.to_string(), why: "its release has missing assets" }),
-        9165..=9169 => {
-            Err(Error::BrokenTag { tag: tag.to_string(), why: "its tarballs contain broken symlinks" })
-        }
+        9110 => Err(Error::BrokenTag {
+            tag: tag.to_string(),
+            why: "its release has missing assets",
+        }),
+        9165..=9169 => Err(Error::BrokenTag {
+            tag: tag.to_string(),
+            why: "its tarballs contain broken symlinks",
+        }),
         _ => Ok(n),
     }
 }
@@ -159,20 +273,32 @@ pub fn candidates(tag: &str, platform: &Platform, variant: &str) -> Result<Vec<S
     } else {
         &["zip", "tar.gz"]
     };
-    Ok(stems.iter().flat_map(|s| exts.iter().map(move |e| format!("{s}.{e}"))).collect())
+    Ok(stems
+        .iter()
+        .flat_map(|s| exts.iter().map(move |e| format!("{s}.{e}")))
+        .collect())
 }
 
 fn stem(tag: &str, platform: &Platform, infix: &str) -> String {
     if infix.is_empty() {
-        format!("llama-{tag}-bin-{}-{}", platform.asset_os, platform.asset_arch)
+        format!(
+            "llama-{tag}-bin-{}-{}",
+            platform.asset_os, platform.asset_arch
+        )
     } else {
-        format!("llama-{tag}-bin-{}-{infix}-{}", platform.asset_os, platform.asset_arch)
+        format!(
+            "llama-{tag}-bin-{}-{infix}-{}",
+            platform.asset_os, platform.asset_arch
+        )
     }
 }
 
 /// The asset name without its archive extension (the cache directory name).
 pub fn asset_stem(asset: &str) -> &str {
-    asset.strip_suffix(".tar.gz").or_else(|| asset.strip_suffix(".zip")).unwrap_or(asset)
+    asset
+        .strip_suffix(".tar.gz")
+        .or_else(|| asset.strip_suffix(".zip"))
+        .unwrap_or(asset)
 }
 
 #[cfg(test)]
@@ -186,12 +312,30 @@ mod tests {
 
     #[test]
     fn pinned_tag_cpu_assets_match_the_release() {
-        assert_eq!(first("x86_64-unknown-linux-gnu", "b10199", "cpu"), "llama-b10199-bin-ubuntu-x64.tar.gz");
-        assert_eq!(first("aarch64-unknown-linux-gnu", "b10199", "cpu"), "llama-b10199-bin-ubuntu-arm64.tar.gz");
-        assert_eq!(first("aarch64-apple-darwin", "b10199", "cpu"), "llama-b10199-bin-macos-arm64.tar.gz");
-        assert_eq!(first("x86_64-apple-darwin", "b10199", "cpu"), "llama-b10199-bin-macos-x64.tar.gz");
-        assert_eq!(first("x86_64-pc-windows-msvc", "b10199", "cpu"), "llama-b10199-bin-win-cpu-x64.zip");
-        assert_eq!(first("aarch64-pc-windows-msvc", "b10199", "cpu"), "llama-b10199-bin-win-cpu-arm64.zip");
+        assert_eq!(
+            first("x86_64-unknown-linux-gnu", "b10199", "cpu"),
+            "llama-b10199-bin-ubuntu-x64.tar.gz"
+        );
+        assert_eq!(
+            first("aarch64-unknown-linux-gnu", "b10199", "cpu"),
+            "llama-b10199-bin-ubuntu-arm64.tar.gz"
+        );
+        assert_eq!(
+            first("aarch64-apple-darwin", "b10199", "cpu"),
+            "llama-b10199-bin-macos-arm64.tar.gz"
+        );
+        assert_eq!(
+            first("x86_64-apple-darwin", "b10199", "cpu"),
+            "llama-b10199-bin-macos-x64.tar.gz"
+        );
+        assert_eq!(
+            first("x86_64-pc-windows-msvc", "b10199", "cpu"),
+            "llama-b10199-bin-win-cpu-x64.zip"
+        );
+        assert_eq!(
+            first("aarch64-pc-windows-msvc", "b10199", "cpu"),
+            "llama-b10199-bin-win-cpu-arm64.zip"
+        );
     }
 
     #[test]
@@ -199,42 +343,75 @@ mod tests {
         let p = Platform::by_key("linux-x64").unwrap();
         assert_eq!(
             candidates("b6784", p, "cpu").unwrap(),
-            ["llama-b6784-bin-ubuntu-x64.zip", "llama-b6784-bin-ubuntu-x64.tar.gz"]
+            [
+                "llama-b6784-bin-ubuntu-x64.zip",
+                "llama-b6784-bin-ubuntu-x64.tar.gz"
+            ]
         );
         assert_eq!(
             candidates("b11194", p, "cpu").unwrap(),
-            ["llama-b11194-bin-ubuntu-x64.tar.gz", "llama-b11194-bin-ubuntu-x64.zip"]
+            [
+                "llama-b11194-bin-ubuntu-x64.tar.gz",
+                "llama-b11194-bin-ubuntu-x64.zip"
+            ]
         );
         let w = Platform::by_key("windows-arm64").unwrap();
         assert_eq!(
             candidates("b10199", w, "cpu").unwrap(),
-            ["llama-b10199-bin-win-cpu-arm64.zip", "llama-b10199-bin-win-arm64.zip"]
+            [
+                "llama-b10199-bin-win-cpu-arm64.zip",
+                "llama-b10199-bin-win-arm64.zip"
+            ]
         );
     }
 
     #[test]
     fn gpu_variants() {
-        assert_eq!(first("x86_64-pc-windows-msvc", "b10199", "vulkan"), "llama-b10199-bin-win-vulkan-x64.zip");
-        assert_eq!(first("x86_64-pc-windows-msvc", "b10199", "cuda-12.4"), "llama-b10199-bin-win-cuda-12.4-x64.zip");
-        assert_eq!(first("x86_64-unknown-linux-gnu", "b11194", "cuda-13.4"), "llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz");
-        assert_eq!(first("x86_64-unknown-linux-gnu", "b11194", "vulkan"), "llama-b11194-bin-ubuntu-vulkan-x64.tar.gz");
-        assert_eq!(first("x86_64-unknown-linux-gnu", "b10199", "rocm-7.2"), "llama-b10199-bin-ubuntu-rocm-7.2-x64.tar.gz");
+        assert_eq!(
+            first("x86_64-pc-windows-msvc", "b10199", "vulkan"),
+            "llama-b10199-bin-win-vulkan-x64.zip"
+        );
+        assert_eq!(
+            first("x86_64-pc-windows-msvc", "b10199", "cuda-12.4"),
+            "llama-b10199-bin-win-cuda-12.4-x64.zip"
+        );
+        assert_eq!(
+            first("x86_64-unknown-linux-gnu", "b11194", "cuda-13.4"),
+            "llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz"
+        );
+        assert_eq!(
+            first("x86_64-unknown-linux-gnu", "b11194", "vulkan"),
+            "llama-b11194-bin-ubuntu-vulkan-x64.tar.gz"
+        );
+        assert_eq!(
+            first("x86_64-unknown-linux-gnu", "b10199", "rocm-7.2"),
+            "llama-b10199-bin-ubuntu-rocm-7.2-x64.tar.gz"
+        );
     }
 
     #[test]
     fn unsupported_target_lists_targets_and_lib_dir() {
-        let err = Platform::for_target(&Target::from_triple("riscv64gc-unknown-linux-gnu")).unwrap_err();
+        let err =
+            Platform::for_target(&Target::from_triple("riscv64gc-unknown-linux-gnu")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("riscv64gc-unknown-linux-gnu"), "{msg}");
-        assert!(msg.contains("x86_64-unknown-linux-gnu") && msg.contains("aarch64-apple-darwin"), "{msg}");
+        assert!(
+            msg.contains("x86_64-unknown-linux-gnu") && msg.contains("aarch64-apple-darwin"),
+            "{msg}"
+        );
         assert!(msg.contains("LLAMA_LIB_DIR"), "{msg}");
     }
 
     #[test]
     fn unsupported_variant_lists_variants() {
         let p = Platform::by_key("macos-arm64").unwrap();
-        let msg = candidates("b10199", p, "cuda-12.4").unwrap_err().to_string();
-        assert!(msg.contains("variant `cuda-12.4`") && msg.contains("variants for macos-arm64: cpu"), "{msg}");
+        let msg = candidates("b10199", p, "cuda-12.4")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("variant `cuda-12.4`") && msg.contains("variants for macos-arm64: cpu"),
+            "{msg}"
+        );
         assert!(msg.contains("LLAMA_LIB_DIR"), "{msg}");
         let l = Platform::by_key("linux-x64").unwrap();
         assert!(candidates("b10199", l, "cuda-").is_err());
@@ -243,14 +420,29 @@ mod tests {
     #[test]
     fn tags_are_checked() {
         let p = Platform::by_key("linux-x64").unwrap();
-        assert!(candidates("v0.1.2", p, "cpu").unwrap_err().to_string().contains("not a llama.cpp release tag"));
-        assert!(candidates("b9110", p, "cpu").unwrap_err().to_string().contains("known to be broken"));
-        assert!(candidates("b9167", p, "cpu").unwrap_err().to_string().contains("broken symlinks"));
+        assert!(candidates("v0.1.2", p, "cpu")
+            .unwrap_err()
+            .to_string()
+            .contains("not a llama.cpp release tag"));
+        assert!(candidates("b9110", p, "cpu")
+            .unwrap_err()
+            .to_string()
+            .contains("known to be broken"));
+        assert!(candidates("b9167", p, "cpu")
+            .unwrap_err()
+            .to_string()
+            .contains("broken symlinks"));
     }
 
     #[test]
     fn stems() {
-        assert_eq!(asset_stem("llama-b1-bin-ubuntu-x64.tar.gz"), "llama-b1-bin-ubuntu-x64");
-        assert_eq!(asset_stem("llama-b1-bin-win-cpu-x64.zip"), "llama-b1-bin-win-cpu-x64");
+        assert_eq!(
+            asset_stem("llama-b1-bin-ubuntu-x64.tar.gz"),
+            "llama-b1-bin-ubuntu-x64"
+        );
+        assert_eq!(
+            asset_stem("llama-b1-bin-win-cpu-x64.zip"),
+            "llama-b1-bin-win-cpu-x64"
+        );
     }
 }

@@ -86,13 +86,20 @@ pub struct CleanReport {
 /// The OS cache directory + `llama-prebuilt`: `$XDG_CACHE_HOME` or `~/.cache` on Linux,
 /// `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows.
 pub fn default_root() -> Option<PathBuf> {
-    let env_dir = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env_dir = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let base = if cfg!(windows) {
-        env_dir("LOCALAPPDATA").or_else(|| home::home_dir().map(|h| h.join("AppData").join("Local")))
+        env_dir("LOCALAPPDATA")
+            .or_else(|| home::home_dir().map(|h| h.join("AppData").join("Local")))
     } else if cfg!(target_os = "macos") {
         home::home_dir().map(|h| h.join("Library").join("Caches"))
     } else {
-        env_dir("XDG_CACHE_HOME").filter(|p| p.is_absolute()).or_else(|| home::home_dir().map(|h| h.join(".cache")))
+        env_dir("XDG_CACHE_HOME")
+            .filter(|p| p.is_absolute())
+            .or_else(|| home::home_dir().map(|h| h.join(".cache")))
     };
     base.map(|b| b.join(DIR_NAME))
 }
@@ -105,11 +112,19 @@ impl Cache {
         let preferred = config.cache_dir.clone().or_else(default_root);
         if let Some(root) = preferred {
             match Cache::at(&root) {
-                Ok(cache) => return Ok(Opened { cache, fallback_reason: None }),
+                Ok(cache) => {
+                    return Ok(Opened {
+                        cache,
+                        fallback_reason: None,
+                    })
+                }
                 Err(e) => tried.push((root, e.to_string())),
             }
         } else {
-            tried.push((PathBuf::from("<OS cache dir>"), "no home or cache directory is known".into()));
+            tried.push((
+                PathBuf::from("<OS cache dir>"),
+                "no home or cache directory is known".into(),
+            ));
         }
         if let Some(fallback) = &config.fallback_cache_dir {
             match Cache::at(fallback) {
@@ -120,7 +135,10 @@ impl Cache {
                         path.display(),
                         fallback.display()
                     );
-                    return Ok(Opened { cache, fallback_reason: Some(reason) });
+                    return Ok(Opened {
+                        cache,
+                        fallback_reason: Some(reason),
+                    });
                 }
                 Err(e) => tried.push((fallback.clone(), e.to_string())),
             }
@@ -134,15 +152,21 @@ impl Cache {
         fs::create_dir_all(root.join(".locks"))?;
         // Creating a directory can succeed on a read-only bind mount's existing tree; a file
         // write is the real test.
-        let probe = root.join(".tmp").join(format!(".probe.{}", std::process::id()));
+        let probe = root
+            .join(".tmp")
+            .join(format!(".probe.{}", std::process::id()));
         fs::write(&probe, b"ok")?;
         fs::remove_file(&probe)?;
-        Ok(Cache { root: root.to_path_buf() })
+        Ok(Cache {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Opens an existing cache root without writing (for listing).
     pub fn existing(root: &Path) -> Cache {
-        Cache { root: root.to_path_buf() }
+        Cache {
+            root: root.to_path_buf(),
+        }
     }
 
     /// The root directory.
@@ -169,7 +193,10 @@ impl Cache {
     /// Blocks until this process holds the asset's lock. `waiting` is called once if another
     /// process holds it.
     pub fn lock(&self, tag: &str, asset: &str, waiting: impl FnOnce()) -> Result<AssetLock> {
-        let path = self.root.join(".locks").join(format!("{tag}--{asset}.lock"));
+        let path = self
+            .root
+            .join(".locks")
+            .join(format!("{tag}--{asset}.lock"));
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -193,13 +220,17 @@ impl Cache {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("{asset}.{}.{n}.{suffix}", std::process::id());
-        TempPath { path: self.root.join(".tmp").join(name) }
+        TempPath {
+            path: self.root.join(".tmp").join(name),
+        }
     }
 
     /// Removes leftovers of earlier, killed attempts at `asset`. Call only while holding its
     /// lock: then no live process is working on it.
     pub fn sweep_stale(&self, asset: &str) {
-        let Ok(dir) = fs::read_dir(self.root.join(".tmp")) else { return };
+        let Ok(dir) = fs::read_dir(self.root.join(".tmp")) else {
+            return;
+        };
         // The lock is taken per open file (not per process), so while it is held no thread of
         // any process works on this asset: everything with its prefix is a leftover.
         let prefix = format!("{asset}.");
@@ -228,23 +259,33 @@ impl Cache {
     /// Every entry with a valid manifest.
     pub fn entries(&self) -> Vec<CacheEntry> {
         let mut out = Vec::new();
-        let Ok(tags) = fs::read_dir(&self.root) else { return out };
+        let Ok(tags) = fs::read_dir(&self.root) else {
+            return out;
+        };
         for tag in tags.flatten() {
             let tag_name = tag.file_name().to_string_lossy().into_owned();
             if crate::asset::build_number(&tag_name).is_none() || !tag.path().is_dir() {
                 continue;
             }
-            let Ok(items) = fs::read_dir(tag.path()) else { continue };
+            let Ok(items) = fs::read_dir(tag.path()) else {
+                continue;
+            };
             for item in items.flatten() {
                 if let Some(manifest) = Manifest::read(&item.path().join("manifest.json")) {
                     if manifest.tag == tag_name {
                         let has_archive = self.archive_path(&tag_name, &manifest.asset).is_file();
-                        out.push(CacheEntry { dir: item.path(), manifest, has_archive });
+                        out.push(CacheEntry {
+                            dir: item.path(),
+                            manifest,
+                            has_archive,
+                        });
                     }
                 }
             }
         }
-        out.sort_by(|a, b| (&a.manifest.tag, &a.manifest.asset).cmp(&(&b.manifest.tag, &b.manifest.asset)));
+        out.sort_by(|a, b| {
+            (&a.manifest.tag, &a.manifest.asset).cmp(&(&b.manifest.tag, &b.manifest.asset))
+        });
         out
     }
 
@@ -285,9 +326,13 @@ impl Cache {
 
 /// Bytes used by a file or tree (symlinks count as zero).
 pub fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else { return 0 };
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
     if meta.is_dir() {
-        fs::read_dir(path).map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum()).unwrap_or(0)
+        fs::read_dir(path)
+            .map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum())
+            .unwrap_or(0)
     } else if meta.is_file() {
         meta.len()
     } else {

@@ -35,16 +35,25 @@ pub struct Checksums {
 impl Checksums {
     /// Parses the TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Checksums> {
-        let bad = |detail: String| Error::Checksums { path: origin.to_string(), detail };
+        let bad = |detail: String| Error::Checksums {
+            path: origin.to_string(),
+            detail,
+        };
         let mut tags: BTreeMap<String, BTreeMap<String, Digest>> =
             toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         for (tag, assets) in &mut tags {
             if crate::asset::build_number(tag).is_none() {
-                return Err(bad(format!("table `[{tag}]` is not a release tag like `[b10199]`")));
+                return Err(bad(format!(
+                    "table `[{tag}]` is not a release tag like `[b10199]`"
+                )));
             }
             for (asset, digest) in assets.iter_mut() {
-                digest.sha256 = normalize_sha256(&digest.sha256)
-                    .ok_or_else(|| bad(format!("`{asset}` has sha256 `{}`, not 64 hex digits", digest.sha256)))?;
+                digest.sha256 = normalize_sha256(&digest.sha256).ok_or_else(|| {
+                    bad(format!(
+                        "`{asset}` has sha256 `{}`, not 64 hex digits",
+                        digest.sha256
+                    ))
+                })?;
             }
         }
         Ok(Checksums { tags })
@@ -61,7 +70,8 @@ impl Checksums {
 
     /// The table embedded in this crate.
     pub fn embedded() -> Checksums {
-        Checksums::parse(EMBEDDED, "embedded checksums.toml").expect("the embedded checksums.toml parses")
+        Checksums::parse(EMBEDDED, "embedded checksums.toml")
+            .expect("the embedded checksums.toml parses")
     }
 
     /// The digest recorded for `asset` of `tag`.
@@ -76,7 +86,10 @@ impl Checksums {
 
     /// Assets recorded for a tag.
     pub fn assets(&self, tag: &str) -> impl Iterator<Item = (&str, &Digest)> {
-        self.tags.get(tag).into_iter().flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+        self.tags
+            .get(tag)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
     }
 }
 
@@ -94,26 +107,43 @@ mod tests {
     #[test]
     fn embedded_has_the_pinned_tag() {
         let c = Checksums::embedded();
-        let d = c.get("b10199", "llama-b10199-bin-ubuntu-x64.tar.gz").unwrap();
-        assert_eq!(d.sha256, "16d63bfb5c7e1c1656d940de398456ed2972af16ab5a0961f88c5929bc4fe58a");
+        let d = c
+            .get("b10199", "llama-b10199-bin-ubuntu-x64.tar.gz")
+            .unwrap();
+        assert_eq!(
+            d.sha256,
+            "16d63bfb5c7e1c1656d940de398456ed2972af16ab5a0961f88c5929bc4fe58a"
+        );
         assert_eq!(d.size, Some(16_434_223));
         assert_eq!(c.assets("b10199").count(), 7);
     }
 
     #[test]
     fn rejects_bad_digests_and_tags() {
-        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha256 = \"abc\" }\n", "x.toml").unwrap_err().to_string();
-        assert!(e.contains("x.toml") && e.contains("not 64 hex digits"), "{e}");
-        let e = Checksums::parse("[latest]\n", "y.toml").unwrap_err().to_string();
+        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha256 = \"abc\" }\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml") && e.contains("not 64 hex digits"),
+            "{e}"
+        );
+        let e = Checksums::parse("[latest]\n", "y.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a release tag"), "{e}");
-        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha = \"abc\" }\n", "z.toml").unwrap_err().to_string();
+        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha = \"abc\" }\n", "z.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("z.toml"), "{e}");
     }
 
     #[test]
     fn normalizes() {
         let up = "A".repeat(64);
-        assert_eq!(normalize_sha256(&format!("sha256:{up}")).unwrap(), "a".repeat(64));
+        assert_eq!(
+            normalize_sha256(&format!("sha256:{up}")).unwrap(),
+            "a".repeat(64)
+        );
         assert!(normalize_sha256("zz").is_none());
     }
 }

@@ -40,8 +40,21 @@ pub mod vars {
 
     /// Every variable above, for `rerun-if-env-changed` and `doctor`.
     pub const ALL: &[&str] = &[
-        VERSION, LIB_DIR, INCLUDE_DIR, VARIANT, ARCHIVE, MIRROR, API_URL, CHECKSUMS, SHA256,
-        CACHE_DIR, OFFLINE, CARGO_NET_OFFLINE, GITHUB_TOKEN, DOCS_RS, TIMEOUT,
+        VERSION,
+        LIB_DIR,
+        INCLUDE_DIR,
+        VARIANT,
+        ARCHIVE,
+        MIRROR,
+        API_URL,
+        CHECKSUMS,
+        SHA256,
+        CACHE_DIR,
+        OFFLINE,
+        CARGO_NET_OFFLINE,
+        GITHUB_TOKEN,
+        DOCS_RS,
+        TIMEOUT,
     ];
 }
 
@@ -109,7 +122,12 @@ impl Config {
     /// `rerun-if-env-changed`). Empty values count as unset.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
         let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let truthy = |v: &str| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on");
+        let truthy = |v: &str| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        };
         let offline = if get(vars::OFFLINE).is_some_and(|v| truthy(&v)) {
             Some(format!("{}=1", vars::OFFLINE))
         } else if get(vars::CARGO_NET_OFFLINE).is_some_and(|v| truthy(&v)) {
@@ -118,7 +136,10 @@ impl Config {
             None
         };
         let mut http = HttpSettings::default();
-        if let Some(secs) = get(vars::TIMEOUT).and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| *s > 0.0) {
+        if let Some(secs) = get(vars::TIMEOUT)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+        {
             http.read_timeout = Duration::from_secs_f64(secs);
         }
         Config {
@@ -157,7 +178,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -165,19 +189,31 @@ mod tests {
     fn empty_means_unset() {
         let c = cfg(&[(vars::MIRROR, ""), (vars::OFFLINE, " ")]);
         assert!(c.mirror.is_none() && c.offline.is_none());
-        assert_eq!(c.asset_url("b1", "a.zip"), format!("{GITHUB_DOWNLOAD_BASE}/b1/a.zip"));
+        assert_eq!(
+            c.asset_url("b1", "a.zip"),
+            format!("{GITHUB_DOWNLOAD_BASE}/b1/a.zip")
+        );
     }
 
     #[test]
     fn offline_from_either_variable() {
-        assert_eq!(cfg(&[(vars::OFFLINE, "1")]).offline.as_deref(), Some("LLAMA_PREBUILT_OFFLINE=1"));
-        assert_eq!(cfg(&[(vars::CARGO_NET_OFFLINE, "true")]).offline.as_deref(), Some("CARGO_NET_OFFLINE=true"));
+        assert_eq!(
+            cfg(&[(vars::OFFLINE, "1")]).offline.as_deref(),
+            Some("LLAMA_PREBUILT_OFFLINE=1")
+        );
+        assert_eq!(
+            cfg(&[(vars::CARGO_NET_OFFLINE, "true")]).offline.as_deref(),
+            Some("CARGO_NET_OFFLINE=true")
+        );
         assert!(cfg(&[(vars::OFFLINE, "0")]).offline.is_none());
     }
 
     #[test]
     fn mirror_trailing_slash_is_trimmed() {
-        let c = cfg(&[(vars::MIRROR, "http://127.0.0.1:9/dl/"), (vars::TIMEOUT, "2.5")]);
+        let c = cfg(&[
+            (vars::MIRROR, "http://127.0.0.1:9/dl/"),
+            (vars::TIMEOUT, "2.5"),
+        ]);
         assert_eq!(c.asset_url("b1", "a.zip"), "http://127.0.0.1:9/dl/b1/a.zip");
         assert_eq!(c.http.read_timeout, Duration::from_millis(2500));
     }

@@ -19,9 +19,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The target triple has no prebuilt llama.cpp asset.
-    UnsupportedTarget { triple: String, supported: Vec<String> },
+    UnsupportedTarget {
+        triple: String,
+        supported: Vec<String>,
+    },
     /// The variant does not exist for this platform.
-    UnsupportedVariant { variant: String, platform: String, supported: Vec<String> },
+    UnsupportedVariant {
+        variant: String,
+        platform: String,
+        supported: Vec<String>,
+    },
     /// A tag that is not of the `bNNNN` form.
     BadTag { tag: String },
     /// A tag known to be broken upstream.
@@ -29,23 +36,61 @@ pub enum Error {
     /// A checksums file could not be read or parsed.
     Checksums { path: String, detail: String },
     /// Two trust sources disagree about one asset.
-    ConflictingDigests { asset: String, first: (String, String), second: (String, String) },
+    ConflictingDigests {
+        asset: String,
+        first: (String, String),
+        second: (String, String),
+    },
     /// No trusted digest is known for the asset.
     NoDigest { asset: String, url: String },
     /// The bytes received do not have the expected digest.
-    ChecksumMismatch { asset: String, url: String, expected: String, actual: String, source: String },
+    ChecksumMismatch {
+        asset: String,
+        url: String,
+        expected: String,
+        actual: String,
+        source: String,
+    },
+    /// A local file does not have the digest it was checked against.
+    FileMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     /// The size received differs from the one the trust anchor records.
-    SizeMismatch { asset: String, url: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        asset: String,
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
     /// HTTP status that is final (404, 403, ...).
-    HttpStatus { url: String, status: u16, hint: String },
+    HttpStatus {
+        url: String,
+        status: u16,
+        hint: String,
+    },
     /// Network failure that survived all retries.
-    Network { url: String, attempts: u32, detail: String },
+    Network {
+        url: String,
+        attempts: u32,
+        detail: String,
+    },
     /// Offline mode and the asset is not cached.
-    OfflineMiss { asset: String, url: String, cache_dir: PathBuf, reason: String },
+    OfflineMiss {
+        asset: String,
+        url: String,
+        cache_dir: PathBuf,
+        reason: String,
+    },
     /// The GitHub API answered something unusable.
     Api { url: String, detail: String },
     /// A release was found but not the asset.
-    AssetNotInRelease { tag: String, wanted: Vec<String>, available: Vec<String> },
+    AssetNotInRelease {
+        tag: String,
+        wanted: Vec<String>,
+        available: Vec<String>,
+    },
     /// Extraction rejected the archive.
     Extract { asset: String, source: ExtractError },
     /// The extracted tree has no llama library.
@@ -53,15 +98,27 @@ pub enum Error {
     /// No usable cache directory.
     CacheUnavailable { tried: Vec<(PathBuf, String)> },
     /// Filesystem error with the path it happened on.
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A local archive named by the user does not fit the target.
     LocalArchive { path: PathBuf, detail: String },
 }
 
 impl Error {
     #[cold]
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -115,6 +172,11 @@ impl std::fmt::Display for Error {
                  actual   sha256 {actual}\nThe download was discarded; nothing was cached.\n\
                  help: if you use a mirror, it serves different bytes than the official release; \
                  otherwise retry, and report the mismatch if it persists"
+            ),
+            Error::FileMismatch { path, expected, actual } => write!(
+                f,
+                "{} does not have the expected sha256\n  expected {expected}\n  actual   {actual}",
+                path.display()
             ),
             Error::SizeMismatch { asset, url, expected, actual } => write!(
                 f,

@@ -34,7 +34,11 @@ pub struct Request {
 impl Request {
     /// A CPU request.
     pub fn new(tag: impl Into<String>, target: Target) -> Request {
-        Request { tag: tag.into(), target, variant: "cpu".into() }
+        Request {
+            tag: tag.into(),
+            target,
+            variant: "cpu".into(),
+        }
     }
 }
 
@@ -51,6 +55,8 @@ pub struct Installed {
     pub sha256: String,
     /// Where the expected digest came from (human-readable).
     pub digest_source: String,
+    /// The same as a short label: `embedded`, `checksums-file`, `env` or `github-api`.
+    pub digest_label: String,
     /// The cache entry (`manifest.json` + `files/`).
     pub entry_dir: PathBuf,
     /// The directory holding libllama and the ggml libraries.
@@ -115,7 +121,9 @@ impl Fetcher {
     /// Reports progress to `progress`, starting with a notice if the cache fell back.
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Fetcher {
         if let Some(reason) = &self.fallback_reason {
-            progress.event(&Event::Notice { message: reason.clone() });
+            progress.event(&Event::Notice {
+                message: reason.clone(),
+            });
         }
         self.progress = progress;
         self
@@ -154,10 +162,15 @@ impl Fetcher {
             asset::check_tag(spec)?;
             return Ok(spec.to_string());
         }
-        self.require_online("resolve the newest release", "newest", &self.config.api_base().to_string())?;
+        self.require_online(
+            "resolve the newest release",
+            "newest",
+            self.config.api_base(),
+        )?;
         let platform = Platform::for_target(target)?;
         let r = release::newest_build_release(&self.http, self.config.api_base(), 3, |r| {
-            asset::candidates(&r.tag, platform, variant).is_ok_and(|c| c.iter().any(|n| r.asset(n).is_some()))
+            asset::candidates(&r.tag, platform, variant)
+                .is_ok_and(|c| c.iter().any(|n| r.asset(n).is_some()))
         })?;
         Ok(r.tag)
     }
@@ -174,11 +187,23 @@ impl Fetcher {
         let platform = Platform::for_target(&req.target)?;
         let candidates = asset::candidates(&req.tag, platform, &req.variant)?;
         let known = candidates.iter().find(|c| self.trust.knows(&req.tag, c));
-        let cached = candidates.iter().find(|c| self.cache.manifest(&req.tag, c).is_some());
+        let cached = candidates
+            .iter()
+            .find(|c| self.cache.manifest(&req.tag, c).is_some());
         let asset = known.or(cached).unwrap_or(&candidates[0]).clone();
         let expected = self.trust.local(&req.tag, &asset)?;
-        let cached = self.cache.manifest(&req.tag, &asset).map(|_| self.cache.entry_dir(&req.tag, &asset));
-        Ok(Plan { platform, url: self.config.asset_url(&req.tag, &asset), candidates, asset, expected, cached })
+        let cached = self
+            .cache
+            .manifest(&req.tag, &asset)
+            .map(|_| self.cache.entry_dir(&req.tag, &asset));
+        Ok(Plan {
+            platform,
+            url: self.config.asset_url(&req.tag, &asset),
+            candidates,
+            asset,
+            expected,
+            cached,
+        })
     }
 
     /// Makes sure the asset for `req` is verified and extracted in the cache.
@@ -209,7 +234,15 @@ impl Fetcher {
             Some(dir) => Source::File(dir.join(tag).join(&asset)),
             None => Source::Url(url.clone()),
         };
-        self.install(tag, platform, &asset, &url, source, expected, repair.map(|r| r.1))
+        self.install(
+            tag,
+            platform,
+            &asset,
+            &url,
+            source,
+            expected,
+            repair.map(|r| r.1),
+        )
     }
 
     /// `ensure` for several requests, at most `jobs` at a time. Results keep the input order.
@@ -217,7 +250,8 @@ impl Fetcher {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Mutex;
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<Installed>>>> = Mutex::new(reqs.iter().map(|_| None).collect());
+        let results: Mutex<Vec<Option<Result<Installed>>>> =
+            Mutex::new(reqs.iter().map(|_| None).collect());
         std::thread::scope(|s| {
             for _ in 0..jobs.clamp(1, reqs.len().max(1)) {
                 s.spawn(|| loop {
@@ -228,7 +262,12 @@ impl Fetcher {
                 });
             }
         });
-        results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|r| r.expect("every job ran")).collect()
+        results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(|r| r.expect("every job ran"))
+            .collect()
     }
 
     /// Re-checks every cache entry (files against the manifest, and the kept archive against the
@@ -243,7 +282,11 @@ impl Fetcher {
                     let path = self.cache.archive_path(&e.manifest.tag, &e.manifest.asset);
                     r = match sha256_file(&path) {
                         Ok((sha, _)) if sha == e.manifest.sha256 => Ok(()),
-                        Ok((sha, _)) => Err(format!("archive {} has sha256 {sha}, expected {}", path.display(), e.manifest.sha256)),
+                        Ok((sha, _)) => Err(format!(
+                            "archive {} has sha256 {sha}, expected {}",
+                            path.display(),
+                            e.manifest.sha256
+                        )),
                         Err(err) => Err(format!("archive {}: {err}", path.display())),
                     };
                 }
@@ -253,7 +296,9 @@ impl Fetcher {
     }
 
     fn check_entry(&self, tag: &str, asset: &str) -> Result<EntryState> {
-        let Some(m) = self.cache.manifest(tag, asset) else { return Ok(EntryState::Absent) };
+        let Some(m) = self.cache.manifest(tag, asset) else {
+            return Ok(EntryState::Absent);
+        };
         if let Some(exp) = self.trust.local(tag, asset)? {
             if exp.sha256 != m.sha256 {
                 // Cached from other bytes than the ones now trusted: rebuild from trusted bytes.
@@ -266,14 +311,18 @@ impl Fetcher {
         let dir = self.cache.entry_dir(tag, asset);
         match m.verify(&dir.join("files")) {
             Ok(()) => {
-                self.progress.event(&Event::CacheHit { asset: asset.to_string(), dir: dir.display().to_string() });
+                self.progress.event(&Event::CacheHit {
+                    asset: asset.to_string(),
+                    dir: dir.display().to_string(),
+                });
                 Ok(EntryState::Valid(Box::new(Installed {
                     tag: tag.to_string(),
                     asset: asset.to_string(),
                     url: self.config.asset_url(tag, asset),
                     sha256: m.sha256.clone(),
                     digest_source: m.digest_source.clone(),
-                    lib_dir: dir.join("files").join(&m.lib_dir),
+                    digest_label: m.digest_label.clone(),
+                    lib_dir: join_rel(&dir.join("files"), Path::new(&m.lib_dir)),
                     entry_dir: dir,
                     downloaded: false,
                     repaired: None,
@@ -286,12 +335,21 @@ impl Fetcher {
     /// Picks the candidate and its trusted digest: local trust first, then the release API.
     fn choose(&self, tag: &str, candidates: &[String]) -> Result<(String, Expected)> {
         if let Some(c) = candidates.iter().find(|c| self.trust.knows(tag, c)) {
-            let exp = self.trust.local(tag, c)?.expect("a known asset has a digest");
+            let exp = self
+                .trust
+                .local(tag, c)?
+                .expect("a known asset has a digest");
             return Ok((c.clone(), exp));
         }
         let first = &candidates[0];
         let api_url = format!("{}/releases/tags/{tag}", self.config.api_base());
-        if self.config.offline.is_some() || self.config.mirror.as_deref().is_some_and(|m| file_url_path(m).is_some()) {
+        if self.config.offline.is_some()
+            || self
+                .config
+                .mirror
+                .as_deref()
+                .is_some_and(|m| file_url_path(m).is_some())
+        {
             // Without the API the only local digest left is LLAMA_PREBUILT_SHA256, which then
             // belongs to the most likely candidate.
             if let Some(exp) = self.trust.local(tag, first)? {
@@ -308,16 +366,23 @@ impl Fetcher {
                         available: rel.assets.iter().map(|a| a.name.clone()).collect(),
                     });
                 };
-                let exp = self.trust.with_api(tag, &found.name, found.digest.as_deref())?.ok_or_else(|| {
-                    Error::NoDigest { asset: found.name.clone(), url: self.config.asset_url(tag, &found.name) }
-                })?;
+                let exp = self
+                    .trust
+                    .with_api(tag, &found.name, found.digest.as_deref())?
+                    .ok_or_else(|| Error::NoDigest {
+                        asset: found.name.clone(),
+                        url: self.config.asset_url(tag, &found.name),
+                    })?;
                 Ok((found.name.clone(), exp))
             }
             // A mirror may not serve the API; LLAMA_PREBUILT_SHA256 still pins the bytes.
             Err(api_err) => match self.trust.local(tag, first)? {
                 Some(exp) => Ok((first.clone(), exp)),
                 None => Err(match api_err {
-                    Error::Api { .. } => Error::NoDigest { asset: first.clone(), url: self.config.asset_url(tag, first) },
+                    Error::Api { .. } => Error::NoDigest {
+                        asset: first.clone(),
+                        url: self.config.asset_url(tag, first),
+                    },
                     other => other,
                 }),
             },
@@ -339,7 +404,10 @@ impl Fetcher {
         candidates: &[String],
         path: &Path,
     ) -> Result<Installed> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !candidates.contains(&name) {
             return Err(Error::LocalArchive {
                 path: path.to_path_buf(),
@@ -350,7 +418,10 @@ impl Fetcher {
             });
         }
         if !path.is_file() {
-            return Err(Error::LocalArchive { path: path.to_path_buf(), detail: "no such file".into() });
+            return Err(Error::LocalArchive {
+                path: path.to_path_buf(),
+                detail: "no such file".into(),
+            });
         }
         if let EntryState::Valid(installed) = self.check_entry(tag, &name)? {
             // Same trusted bytes already extracted.
@@ -360,7 +431,15 @@ impl Fetcher {
         }
         let expected = self.expected_for(tag, &name)?;
         let url = self.config.asset_url(tag, &name);
-        self.install(tag, platform, &name, &url, Source::File(path.to_path_buf()), expected, None)
+        self.install(
+            tag,
+            platform,
+            &name,
+            &url,
+            Source::File(path.to_path_buf()),
+            expected,
+            None,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -375,7 +454,10 @@ impl Fetcher {
         mut repaired: Option<String>,
     ) -> Result<Installed> {
         if let Some(reason) = &repaired {
-            self.progress.event(&Event::Repairing { asset: asset.to_string(), reason: reason.clone() });
+            self.progress.event(&Event::Repairing {
+                asset: asset.to_string(),
+                reason: reason.clone(),
+            });
         }
         self.progress.event(&Event::Resolved {
             asset: asset.to_string(),
@@ -383,7 +465,9 @@ impl Fetcher {
             digest_source: expected.source.to_string(),
         });
         let _lock = self.cache.lock(tag, asset, || {
-            self.progress.event(&Event::WaitingForLock { asset: asset.to_string() })
+            self.progress.event(&Event::WaitingForLock {
+                asset: asset.to_string(),
+            })
         })?;
         // Another process may have published while we waited.
         if let EntryState::Valid(mut hit) = self.check_entry(tag, asset)? {
@@ -401,7 +485,10 @@ impl Fetcher {
         let mut downloaded = false;
         if !cached_ok {
             if archive.is_file() && repaired.is_none() && matches!(&source, Source::Url(_)) {
-                repaired = Some(format!("kept archive {} did not match its digest", archive.display()));
+                repaired = Some(format!(
+                    "kept archive {} did not match its digest",
+                    archive.display()
+                ));
             }
             let tmp = self.cache.temp_path(asset, "part");
             let got = match &source {
@@ -426,7 +513,12 @@ impl Fetcher {
                 });
             }
             if let Some(size) = expected.size.filter(|s| *s != got.size) {
-                return Err(Error::SizeMismatch { asset: asset.to_string(), url: shown_url, expected: size, actual: got.size });
+                return Err(Error::SizeMismatch {
+                    asset: asset.to_string(),
+                    url: shown_url,
+                    expected: size,
+                    actual: got.size,
+                });
             }
             self.cache.publish(tmp, &archive, asset)?;
         }
@@ -436,21 +528,28 @@ impl Fetcher {
             digest_source: expected.source.to_string(),
         });
 
-        self.progress.event(&Event::Extracting { asset: asset.to_string() });
+        self.progress.event(&Event::Extracting {
+            asset: asset.to_string(),
+        });
         let work = self.cache.temp_path(asset, "x");
-        let (manifest, lib_rel) = self.extract_entry(tag, platform, asset, &archive, &expected, &work)?;
+        let (manifest, lib_rel) =
+            self.extract_entry(tag, platform, asset, &archive, &expected, &work)?;
         std::fs::write(work.path().join("manifest.json"), manifest.to_json())
             .map_err(|e| Error::io("write", work.path().join("manifest.json"), e))?;
         let entry_dir = self.cache.entry_dir(tag, asset);
         self.cache.publish(work, &entry_dir, asset)?;
-        self.progress.event(&Event::Installed { asset: asset.to_string(), dir: entry_dir.display().to_string() });
+        self.progress.event(&Event::Installed {
+            asset: asset.to_string(),
+            dir: entry_dir.display().to_string(),
+        });
         Ok(Installed {
             tag: tag.to_string(),
             asset: asset.to_string(),
             url: url.to_string(),
             sha256: expected.sha256.clone(),
             digest_source: expected.source.to_string(),
-            lib_dir: entry_dir.join("files").join(lib_rel),
+            digest_label: expected.source.label().to_string(),
+            lib_dir: join_rel(&entry_dir.join("files"), &lib_rel),
             entry_dir,
             downloaded,
             repaired,
@@ -470,13 +569,25 @@ impl Fetcher {
         std::fs::create_dir_all(&files).map_err(|e| Error::io("create", &files, e))?;
         let kind = ArchiveKind::from_name(asset).ok_or_else(|| Error::Extract {
             asset: asset.to_string(),
-            source: extract::ExtractError::Corrupt { detail: "unknown archive extension".into() },
+            source: extract::ExtractError::Corrupt {
+                detail: "unknown archive extension".into(),
+            },
         })?;
-        let entries = extract::extract(archive, kind, &files, &self.limits)
-            .map_err(|source| Error::Extract { asset: asset.to_string(), source })?;
-        let lib = libdir::locate(&files, platform.lib_os())
-            .map_err(|source| Error::Locate { asset: asset.to_string(), source })?;
-        let lib_rel = lib.dir.strip_prefix(&files).unwrap_or(Path::new("")).to_path_buf();
+        let entries = extract::extract(archive, kind, &files, &self.limits).map_err(|source| {
+            Error::Extract {
+                asset: asset.to_string(),
+                source,
+            }
+        })?;
+        let lib = libdir::locate(&files, platform.lib_os()).map_err(|source| Error::Locate {
+            asset: asset.to_string(),
+            source,
+        })?;
+        let lib_rel = lib
+            .dir
+            .strip_prefix(&files)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
         let size = std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0);
         let manifest = Manifest {
             schema: SCHEMA,
@@ -485,6 +596,7 @@ impl Fetcher {
             sha256: expected.sha256.clone(),
             size,
             digest_source: expected.source.to_string(),
+            digest_label: expected.source.label().to_string(),
             lib_dir: slash_path(&lib_rel),
             created_by: concat!("llama-prebuilt-fetch ", env!("CARGO_PKG_VERSION")).to_string(),
             files: entries
@@ -531,12 +643,28 @@ enum EntryState {
 pub fn file_url_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("file://")?;
     let bytes = rest.as_bytes();
-    let rest = if bytes.len() > 3 && bytes[0] == b'/' && bytes[2] == b':' { &rest[1..] } else { rest };
+    let rest = if bytes.len() > 3 && bytes[0] == b'/' && bytes[2] == b':' {
+        &rest[1..]
+    } else {
+        rest
+    };
     Some(PathBuf::from(rest))
 }
 
+/// `base/rel`, without the trailing separator `Path::join("")` would add.
+fn join_rel(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    }
+}
+
 fn slash_path(p: &Path) -> String {
-    p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn copy_hashing(from: &Path, to: &Path) -> Result<Downloaded> {
@@ -549,10 +677,13 @@ fn copy_hashing(from: &Path, to: &Path) -> Result<Downloaded> {
         if n == 0 {
             break;
         }
-        w.write_all(&buf[..n]).map_err(|e| Error::io("write", to, e))?;
+        w.write_all(&buf[..n])
+            .map_err(|e| Error::io("write", to, e))?;
     }
     let (inner, sha256, size) = w.finish();
-    let file = inner.into_inner().map_err(|e| Error::io("write", to, e.into_error()))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| Error::io("write", to, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io("sync", to, e))?;
     Ok(Downloaded { sha256, size })
 }
@@ -566,12 +697,10 @@ pub fn verify_file(path: &Path, expected: Option<&str>) -> Result<(String, u64)>
             detail: format!("`{raw}` is not a 64-digit hex sha256"),
         })?;
         if want != sha {
-            return Err(Error::ChecksumMismatch {
-                asset: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                url: path.display().to_string(),
+            return Err(Error::FileMismatch {
+                path: path.to_path_buf(),
                 expected: want,
                 actual: sha,
-                source: "the digest given".into(),
             });
         }
     }

@@ -35,7 +35,7 @@ pub struct Http {
 /// Why one attempt failed, and whether another may succeed.
 enum Attempt {
     Transient(String),
-    Final(Error),
+    Final(Box<Error>),
 }
 
 impl Http {
@@ -56,7 +56,12 @@ impl Http {
         };
         // An https:// URL must stay https through redirects; plain http is only ever used for a
         // mirror the user named (e.g. one on loopback).
-        Http { https: agent(true), plain: agent(false), settings: settings.clone(), token }
+        Http {
+            https: agent(true),
+            plain: agent(false),
+            settings: settings.clone(),
+            token,
+        }
     }
 
     fn agent(&self, url: &str) -> &ureq::Agent {
@@ -68,14 +73,25 @@ impl Http {
     }
 
     /// Streams `url` into `dest` (truncated at each attempt), hashing as it goes.
-    pub fn download(&self, url: &str, dest: &Path, asset: &str, progress: &dyn Progress) -> Result<Downloaded> {
-        self.with_retries(url, asset, progress, |http| http.download_once(url, dest, asset, progress))
+    pub fn download(
+        &self,
+        url: &str,
+        dest: &Path,
+        asset: &str,
+        progress: &dyn Progress,
+    ) -> Result<Downloaded> {
+        self.with_retries(url, asset, progress, |http| {
+            http.download_once(url, dest, asset, progress)
+        })
     }
 
     /// GETs a JSON document from the release API (with `GITHUB_TOKEN` when set).
     pub fn get_json(&self, url: &str) -> Result<serde_json::Value> {
         let attempt = |http: &Http| -> std::result::Result<serde_json::Value, Attempt> {
-            let mut req = http.agent(url).get(url).header("Accept", "application/vnd.github+json");
+            let mut req = http
+                .agent(url)
+                .get(url)
+                .header("Accept", "application/vnd.github+json");
             if let Some(token) = &http.token {
                 req = req.header("Authorization", &format!("Bearer {token}"));
             }
@@ -87,15 +103,27 @@ impl Http {
                 .limit(32 * 1024 * 1024)
                 .read_to_string()
                 .map_err(classify_ureq)?;
-            serde_json::from_str(&text)
-                .map_err(|e| Attempt::Final(Error::Api { url: url.to_string(), detail: format!("invalid JSON: {e}") }))
+            serde_json::from_str(&text).map_err(|e| {
+                Attempt::Final(Box::new(Error::Api {
+                    url: url.to_string(),
+                    detail: format!("invalid JSON: {e}"),
+                }))
+            })
         };
         self.with_retries(url, "release metadata", &crate::progress::Silent, attempt)
             .map_err(|e| match e {
-                Error::HttpStatus { url, status, hint } => Error::Api { url, detail: format!("HTTP {status}. {hint}") },
-                Error::Network { url, detail, attempts } => {
-                    Error::Api { url, detail: format!("{detail} (after {attempts} attempts)") }
-                }
+                Error::HttpStatus { url, status, hint } => Error::Api {
+                    url,
+                    detail: format!("HTTP {status}. {hint}"),
+                },
+                Error::Network {
+                    url,
+                    detail,
+                    attempts,
+                } => Error::Api {
+                    url,
+                    detail: format!("{detail} (after {attempts} attempts)"),
+                },
                 other => other,
             })
     }
@@ -112,14 +140,35 @@ impl Http {
         for attempt in 1..=attempts {
             match once(self) {
                 Ok(v) => return Ok(v),
-                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Final(e)) => {
+                    return Err(match *e {
+                        Error::Network {
+                            url: u,
+                            attempts,
+                            detail,
+                        } if u.is_empty() => Error::Network {
+                            url: url.to_string(),
+                            attempts,
+                            detail,
+                        },
+                        other => other,
+                    })
+                }
                 Err(Attempt::Transient(reason)) if attempt < attempts => {
-                    progress.event(&Event::Retrying { asset: what.to_string(), attempt, reason });
+                    progress.event(&Event::Retrying {
+                        asset: what.to_string(),
+                        attempt,
+                        reason,
+                    });
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
                 Err(Attempt::Transient(detail)) => {
-                    return Err(Error::Network { url: url.to_string(), attempts, detail });
+                    return Err(Error::Network {
+                        url: url.to_string(),
+                        attempts,
+                        detail,
+                    });
                 }
             }
         }
@@ -140,8 +189,13 @@ impl Http {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        progress.event(&Event::DownloadStarted { asset: asset.to_string(), url: url.to_string(), total });
-        let file = File::create(dest).map_err(|e| Attempt::Final(Error::io("create", dest, e)))?;
+        progress.event(&Event::DownloadStarted {
+            asset: asset.to_string(),
+            url: url.to_string(),
+            total,
+        });
+        let file = File::create(dest)
+            .map_err(|e| Attempt::Final(Box::new(Error::io("create", dest, e))))?;
         let mut out = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
         let mut body = resp.into_body().into_with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 128 * 1024];
@@ -151,12 +205,22 @@ impl Http {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Attempt::Transient(format!("{e} after {} bytes", out.written()))),
+                Err(e) => {
+                    return Err(Attempt::Transient(format!(
+                        "{e} after {} bytes",
+                        out.written()
+                    )))
+                }
             };
-            out.write_all(&buf[..n]).map_err(|e| Attempt::Final(Error::io("write", dest, e)))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| Attempt::Final(Box::new(Error::io("write", dest, e))))?;
             if out.written() - last_report >= 1 << 20 {
                 last_report = out.written();
-                progress.event(&Event::DownloadProgress { asset: asset.to_string(), received: last_report, total });
+                progress.event(&Event::DownloadProgress {
+                    asset: asset.to_string(),
+                    received: last_report,
+                    total,
+                });
             }
         }
         if let Some(total) = total {
@@ -168,14 +232,25 @@ impl Http {
             }
         }
         let (writer, sha256, size) = out.finish();
-        let file = writer.into_inner().map_err(|e| Attempt::Final(Error::io("write", dest, e.into_error())))?;
-        file.sync_all().map_err(|e| Attempt::Final(Error::io("sync", dest, e)))?;
-        progress.event(&Event::DownloadProgress { asset: asset.to_string(), received: size, total });
+        let file = writer
+            .into_inner()
+            .map_err(|e| Attempt::Final(Box::new(Error::io("write", dest, e.into_error()))))?;
+        file.sync_all()
+            .map_err(|e| Attempt::Final(Box::new(Error::io("sync", dest, e))))?;
+        progress.event(&Event::DownloadProgress {
+            asset: asset.to_string(),
+            received: size,
+            total,
+        });
         Ok(Downloaded { sha256, size })
     }
 }
 
-fn check_status(url: &str, status: u16, headers: &ureq::http::HeaderMap) -> std::result::Result<(), Attempt> {
+fn check_status(
+    url: &str,
+    status: u16,
+    headers: &ureq::http::HeaderMap,
+) -> std::result::Result<(), Attempt> {
     match status {
         200..=299 => Ok(()),
         429 | 500..=599 => Err(Attempt::Transient(format!("HTTP {status}"))),
@@ -195,18 +270,30 @@ fn check_status(url: &str, status: u16, headers: &ureq::http::HeaderMap) -> std:
                 }
                 _ => String::new(),
             };
-            Err(Attempt::Final(Error::HttpStatus { url: url.to_string(), status, hint }))
+            Err(Attempt::Final(Box::new(Error::HttpStatus {
+                url: url.to_string(),
+                status,
+                hint,
+            })))
         }
     }
 }
 
 fn classify_ureq(e: ureq::Error) -> Attempt {
     match e {
-        ureq::Error::Io(_)
-        | ureq::Error::Timeout(_)
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::HostNotFound
-        | ureq::Error::Protocol(_) => Attempt::Transient(e.to_string()),
+        // Mistakes in the URL or configuration, and refusals to downgrade from HTTPS, will not
+        // change on a retry.
+        ureq::Error::BadUri(_)
+        | ureq::Error::Http(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::TooManyRedirects
+        | ureq::Error::TlsRequired => Attempt::Final(Box::new(Error::Network {
+            url: String::new(),
+            attempts: 1,
+            detail: e.to_string(),
+        })),
+        // Resets, timeouts, stalls, DNS hiccups, TLS handshakes cut short: worth another try.
         other => Attempt::Transient(other.to_string()),
     }
 }

@@ -64,7 +64,11 @@ pub fn profile_dir(out_dir: &Path) -> Option<PathBuf> {
 fn same_contents(a: &Path, b: &Path) -> bool {
     match (fs::metadata(a), fs::metadata(b)) {
         (Ok(ma), Ok(mb)) if ma.len() == mb.len() => {
-            same_file(&ma, &mb) || fs::read(a).ok().zip(fs::read(b).ok()).is_some_and(|(x, y)| x == y)
+            same_file(&ma, &mb)
+                || fs::read(a)
+                    .ok()
+                    .zip(fs::read(b).ok())
+                    .is_some_and(|(x, y)| x == y)
         }
         _ => false,
     }
@@ -95,7 +99,10 @@ fn make_symlink(target: &Path, link: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn make_symlink(_: &Path, _: &Path) -> io::Result<()> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "no symlinks here"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no symlinks here",
+    ))
 }
 
 #[cfg(test)]
@@ -114,9 +121,15 @@ mod tests {
 
     #[test]
     fn profile_dir_of_out_dir() {
-        let p = profile_dir(Path::new("/t/target/debug/build/llama-prebuilt-sys-abc/out")).unwrap();
+        let p = profile_dir(Path::new(
+            "/t/target/debug/build/llama-prebuilt-sys-abc/out",
+        ))
+        .unwrap();
         assert_eq!(p, Path::new("/t/target/debug"));
-        let p = profile_dir(Path::new("/t/target/aarch64-unknown-linux-gnu/release/build/x-1/out")).unwrap();
+        let p = profile_dir(Path::new(
+            "/t/target/aarch64-unknown-linux-gnu/release/build/x-1/out",
+        ))
+        .unwrap();
         assert_eq!(p, Path::new("/t/target/aarch64-unknown-linux-gnu/release"));
         assert!(profile_dir(Path::new("/a/b")).is_none());
     }
@@ -133,14 +146,20 @@ mod tests {
         fs::write(from.join("llama-cli"), b"tool").unwrap();
         let staged = stage(&from, &to, LibOs::Linux).unwrap();
         assert_eq!(staged.len(), 3);
-        assert_eq!(fs::read_link(to.join("libllama.so")).unwrap(), Path::new("libllama.so.0"));
+        assert_eq!(
+            fs::read_link(to.join("libllama.so")).unwrap(),
+            Path::new("libllama.so.0")
+        );
         assert_eq!(fs::read(to.join("libllama.so")).unwrap(), b"lib");
         assert!(!to.join("llama-cli").exists());
         // Second run changes nothing (same inode stays).
         use std::os::unix::fs::MetadataExt;
         let ino = fs::metadata(to.join("libllama.so.0.0.1")).unwrap().ino();
         stage(&from, &to, LibOs::Linux).unwrap();
-        assert_eq!(fs::metadata(to.join("libllama.so.0.0.1")).unwrap().ino(), ino);
+        assert_eq!(
+            fs::metadata(to.join("libllama.so.0.0.1")).unwrap().ino(),
+            ino
+        );
         fs::remove_dir_all(&tmp).unwrap();
     }
 }

@@ -25,6 +25,9 @@ pub struct Manifest {
     pub size: u64,
     /// Where the expected digest came from (human-readable).
     pub digest_source: String,
+    /// The same as a short label (`embedded`, `checksums-file`, `env`, `github-api`).
+    #[serde(default)]
+    pub digest_label: String,
     /// The library directory, relative to the entry's `files/` directory ('/'-separated).
     pub lib_dir: String,
     /// What wrote the entry.
@@ -56,7 +59,9 @@ impl Manifest {
     /// manifest is not ours or not finished, and is never trusted).
     pub fn read(path: &Path) -> Option<Manifest> {
         let text = std::fs::read_to_string(path).ok()?;
-        serde_json::from_str::<Manifest>(&text).ok().filter(|m| m.schema == SCHEMA)
+        serde_json::from_str::<Manifest>(&text)
+            .ok()
+            .filter(|m| m.schema == SCHEMA)
     }
 
     /// Serialises to pretty JSON.
@@ -74,15 +79,23 @@ impl Manifest {
     pub fn verify(&self, files_root: &Path) -> Result<(), String> {
         for f in &self.files {
             let p = files_root.join(&f.path);
-            let meta = std::fs::symlink_metadata(&p).map_err(|e| format!("{} is missing ({e})", f.path))?;
+            let meta = std::fs::symlink_metadata(&p)
+                .map_err(|e| format!("{} is missing ({e})", f.path))?;
             match f.kind.as_str() {
-                "dir" if !meta.is_dir() => return Err(format!("{} is no longer a directory", f.path)),
+                "dir" if !meta.is_dir() => {
+                    return Err(format!("{} is no longer a directory", f.path))
+                }
                 "symlink" => {
                     if meta.file_type().is_symlink() {
-                        let target = std::fs::read_link(&p).map_err(|e| format!("{}: {e}", f.path))?;
+                        let target =
+                            std::fs::read_link(&p).map_err(|e| format!("{}: {e}", f.path))?;
                         let want = f.target.as_deref().unwrap_or("");
                         if target.to_string_lossy().replace('\\', "/") != want {
-                            return Err(format!("symlink {} points to {} instead of {want}", f.path, target.display()));
+                            return Err(format!(
+                                "symlink {} points to {} instead of {want}",
+                                f.path,
+                                target.display()
+                            ));
                         }
                     } else if !cfg!(unix) && meta.is_file() {
                         // Where symlinks are not available they were extracted as copies.
@@ -95,11 +108,19 @@ impl Manifest {
                         return Err(format!("{} is no longer a regular file", f.path));
                     }
                     if meta.len() != f.size {
-                        return Err(format!("{} has {} bytes, the manifest says {}", f.path, meta.len(), f.size));
+                        return Err(format!(
+                            "{} has {} bytes, the manifest says {}",
+                            f.path,
+                            meta.len(),
+                            f.size
+                        ));
                     }
                     let (sha, _) = sha256_file(&p).map_err(|e| format!("{}: {e}", f.path))?;
                     if sha != f.sha256 {
-                        return Err(format!("{} has sha256 {sha}, the manifest says {}", f.path, f.sha256));
+                        return Err(format!(
+                            "{} has sha256 {sha}, the manifest says {}",
+                            f.path, f.sha256
+                        ));
                     }
                 }
                 _ => {}

@@ -10,7 +10,11 @@ use std::sync::Mutex;
 #[non_exhaustive]
 pub enum Event {
     /// An asset and its digest source were chosen.
-    Resolved { asset: String, url: String, digest_source: String },
+    Resolved {
+        asset: String,
+        url: String,
+        digest_source: String,
+    },
     /// A verified cache entry was found.
     CacheHit { asset: String, dir: String },
     /// A cache entry did not match its manifest and is being rebuilt.
@@ -18,13 +22,29 @@ pub enum Event {
     /// Another process holds the lock for this asset; waiting for it.
     WaitingForLock { asset: String },
     /// A download began (`total` from `Content-Length` when sent).
-    DownloadStarted { asset: String, url: String, total: Option<u64> },
+    DownloadStarted {
+        asset: String,
+        url: String,
+        total: Option<u64>,
+    },
     /// Bytes received so far.
-    DownloadProgress { asset: String, received: u64, total: Option<u64> },
+    DownloadProgress {
+        asset: String,
+        received: u64,
+        total: Option<u64>,
+    },
     /// A transient failure; the download will be retried.
-    Retrying { asset: String, attempt: u32, reason: String },
+    Retrying {
+        asset: String,
+        attempt: u32,
+        reason: String,
+    },
     /// The archive's digest matched.
-    Verified { asset: String, sha256: String, digest_source: String },
+    Verified {
+        asset: String,
+        sha256: String,
+        digest_source: String,
+    },
     /// The archive is being unpacked.
     Extracting { asset: String },
     /// The extracted tree was published into the cache.
@@ -56,14 +76,20 @@ pub struct Recorder {
 impl Recorder {
     /// The recorded events so far.
     pub fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 impl Progress for Recorder {
     fn event(&self, event: &Event) {
         if !matches!(event, Event::DownloadProgress { .. }) {
-            self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event.clone());
+            self.events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event.clone());
         }
     }
 }

@@ -45,14 +45,21 @@ impl Release {
                 Some(ReleaseAsset {
                     name: a.get("name")?.as_str()?.to_string(),
                     size: a.get("size").and_then(Value::as_u64).unwrap_or(0),
-                    url: a.get("browser_download_url").and_then(Value::as_str).unwrap_or("").to_string(),
+                    url: a
+                        .get("browser_download_url")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     digest: a.get("digest").and_then(Value::as_str).map(str::to_string),
                 })
             })
             .collect();
         Some(Release {
             tag: v.get("tag_name")?.as_str()?.to_string(),
-            prerelease: v.get("prerelease").and_then(Value::as_bool).unwrap_or(false),
+            prerelease: v
+                .get("prerelease")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             draft: v.get("draft").and_then(Value::as_bool).unwrap_or(false),
             assets,
         })
@@ -68,14 +75,25 @@ impl Release {
 pub fn fetch_release(http: &Http, api_base: &str, tag: &str) -> Result<Release> {
     let url = format!("{api_base}/releases/tags/{tag}");
     let v = http.get_json(&url)?;
-    Release::from_json(&v).ok_or_else(|| Error::Api { url, detail: "unexpected JSON shape".into() })
+    Release::from_json(&v).ok_or_else(|| Error::Api {
+        url,
+        detail: "unexpected JSON shape".into(),
+    })
 }
 
 /// One page of releases, newest first.
-pub fn list_releases(http: &Http, api_base: &str, page: u32, per_page: u32) -> Result<Vec<Release>> {
+pub fn list_releases(
+    http: &Http,
+    api_base: &str,
+    page: u32,
+    per_page: u32,
+) -> Result<Vec<Release>> {
     let url = format!("{api_base}/releases?per_page={per_page}&page={page}");
     let v = http.get_json(&url)?;
-    let arr = v.as_array().ok_or_else(|| Error::Api { url: url.clone(), detail: "expected a JSON array".into() })?;
+    let arr = v.as_array().ok_or_else(|| Error::Api {
+        url: url.clone(),
+        detail: "expected a JSON array".into(),
+    })?;
     Ok(arr.iter().filter_map(Release::from_json).collect())
 }
 
@@ -91,12 +109,18 @@ pub fn newest_build_release(
         let releases = list_releases(http, api_base, page, 50)?;
         let done = releases.is_empty();
         for r in releases {
-            let Some(n) = build_number(&r.tag) else { continue };
+            let Some(n) = build_number(&r.tag) else {
+                continue;
+            };
             if r.draft || crate::asset::check_tag(&r.tag).is_err() || !usable(&r) {
                 continue;
             }
             // Order by build number, not by the API's order, which follows creation dates.
-            if best.as_ref().and_then(|b| build_number(&b.tag)).is_none_or(|b| n > b) {
+            if best
+                .as_ref()
+                .and_then(|b| build_number(&b.tag))
+                .is_none_or(|b| n > b)
+            {
                 best = Some(r);
             }
         }
@@ -106,6 +130,9 @@ pub fn newest_build_release(
     }
     best.ok_or_else(|| Error::Api {
         url: format!("{api_base}/releases"),
-        detail: format!("no bNNNN release with the needed asset in the newest {} releases", max_pages * 50),
+        detail: format!(
+            "no bNNNN release with the needed asset in the newest {} releases",
+            max_pages * 50
+        ),
     })
 }

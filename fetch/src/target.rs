@@ -31,7 +31,10 @@ impl Target {
         let (os, env) = if triple.contains("-apple-darwin") {
             ("macos".to_string(), String::new())
         } else if triple.contains("-windows-") {
-            ("windows".to_string(), parts.last().copied().unwrap_or("").to_string())
+            (
+                "windows".to_string(),
+                parts.last().copied().unwrap_or("").to_string(),
+            )
         } else if triple.contains("-linux-") {
             let env = parts.last().copied().unwrap_or("");
             // `gnueabihf`, `gnux32` ... are all glibc flavours; keep the base name.
@@ -44,9 +47,17 @@ impl Target {
             };
             ("linux".to_string(), env.to_string())
         } else {
-            (parts.get(2).copied().unwrap_or("").to_string(), parts.get(3).copied().unwrap_or("").to_string())
+            (
+                parts.get(2).copied().unwrap_or("").to_string(),
+                parts.get(3).copied().unwrap_or("").to_string(),
+            )
         };
-        Target { triple: triple.to_string(), arch, os, env }
+        Target {
+            triple: triple.to_string(),
+            arch,
+            os,
+            env,
+        }
     }
 
     /// The target of the current build script, from `TARGET` and `CARGO_CFG_TARGET_*`.
@@ -77,9 +88,23 @@ impl Target {
 fn host_triple() -> String {
     use std::env::consts::{ARCH, OS};
     match OS {
-        "linux" => format!("{ARCH}-unknown-linux-{}", if cfg!(target_env = "musl") { "musl" } else { "gnu" }),
+        "linux" => format!(
+            "{ARCH}-unknown-linux-{}",
+            if cfg!(target_env = "musl") {
+                "musl"
+            } else {
+                "gnu"
+            }
+        ),
         "macos" => format!("{ARCH}-apple-darwin"),
-        "windows" => format!("{ARCH}-pc-windows-{}", if cfg!(target_env = "gnu") { "gnu" } else { "msvc" }),
+        "windows" => format!(
+            "{ARCH}-pc-windows-{}",
+            if cfg!(target_env = "gnu") {
+                "gnu"
+            } else {
+                "msvc"
+            }
+        ),
         other => format!("{ARCH}-unknown-{other}"),
     }
 }
@@ -97,11 +122,20 @@ mod tests {
     #[test]
     fn parses_the_supported_triples() {
         let t = Target::from_triple("x86_64-unknown-linux-gnu");
-        assert_eq!((t.arch.as_str(), t.os.as_str(), t.env.as_str()), ("x86_64", "linux", "gnu"));
+        assert_eq!(
+            (t.arch.as_str(), t.os.as_str(), t.env.as_str()),
+            ("x86_64", "linux", "gnu")
+        );
         let t = Target::from_triple("aarch64-apple-darwin");
-        assert_eq!((t.arch.as_str(), t.os.as_str(), t.env.as_str()), ("aarch64", "macos", ""));
+        assert_eq!(
+            (t.arch.as_str(), t.os.as_str(), t.env.as_str()),
+            ("aarch64", "macos", "")
+        );
         let t = Target::from_triple("aarch64-pc-windows-msvc");
-        assert_eq!((t.arch.as_str(), t.os.as_str(), t.env.as_str()), ("aarch64", "windows", "msvc"));
+        assert_eq!(
+            (t.arch.as_str(), t.os.as_str(), t.env.as_str()),
+            ("aarch64", "windows", "msvc")
+        );
         let t = Target::from_triple("x86_64-unknown-linux-musl");
         assert_eq!(t.env, "musl");
         let t = Target::from_triple("wasm32-unknown-unknown");

@@ -23,7 +23,11 @@ pub enum DigestSource {
 impl std::fmt::Display for DigestSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DigestSource::Embedded => write!(f, "checksums.toml embedded in llama-prebuilt-fetch {}", env!("CARGO_PKG_VERSION")),
+            DigestSource::Embedded => write!(
+                f,
+                "checksums.toml embedded in llama-prebuilt-fetch {}",
+                env!("CARGO_PKG_VERSION")
+            ),
             DigestSource::ChecksumsFile(p) => write!(f, "checksums file {}", p.display()),
             DigestSource::EnvSha256 => f.write_str("LLAMA_PREBUILT_SHA256"),
             DigestSource::GithubApi => f.write_str("the GitHub release API digest"),
@@ -73,25 +77,39 @@ impl TrustStore {
             }
             None => None,
         };
-        let env_sha256 = match env_sha256 {
-            Some(raw) => Some(crate::checksums::normalize_sha256(raw).ok_or_else(|| Error::Checksums {
-                path: "LLAMA_PREBUILT_SHA256".into(),
-                detail: format!("`{raw}` is not a 64-digit hex sha256"),
-            })?),
-            None => None,
-        };
-        Ok(TrustStore { embedded: Checksums::embedded(), extra, env_sha256 })
+        let env_sha256 =
+            match env_sha256 {
+                Some(raw) => Some(crate::checksums::normalize_sha256(raw).ok_or_else(|| {
+                    Error::Checksums {
+                        path: "LLAMA_PREBUILT_SHA256".into(),
+                        detail: format!("`{raw}` is not a 64-digit hex sha256"),
+                    }
+                })?),
+                None => None,
+            };
+        Ok(TrustStore {
+            embedded: Checksums::embedded(),
+            extra,
+            env_sha256,
+        })
     }
 
     /// Only the embedded table (for tests and tools).
     pub fn embedded_only() -> TrustStore {
-        TrustStore { embedded: Checksums::embedded(), extra: None, env_sha256: None }
+        TrustStore {
+            embedded: Checksums::embedded(),
+            extra: None,
+            env_sha256: None,
+        }
     }
 
     /// Whether a checksums file (embedded or extra) records this asset.
     pub fn knows(&self, tag: &str, asset: &str) -> bool {
         self.embedded.get(tag, asset).is_some()
-            || self.extra.as_ref().is_some_and(|(_, c)| c.get(tag, asset).is_some())
+            || self
+                .extra
+                .as_ref()
+                .is_some_and(|(_, c)| c.get(tag, asset).is_some())
     }
 
     /// Whether `LLAMA_PREBUILT_SHA256` is set.
@@ -103,7 +121,11 @@ impl TrustStore {
     /// source knows the asset (the API may then be asked).
     pub fn local(&self, tag: &str, asset: &str) -> Result<Option<Expected>> {
         let mut found: Vec<Expected> = Vec::new();
-        let from = |d: &Digest, source: DigestSource| Expected { sha256: d.sha256.clone(), size: d.size, source };
+        let from = |d: &Digest, source: DigestSource| Expected {
+            sha256: d.sha256.clone(),
+            size: d.size,
+            source,
+        };
         if let Some(d) = self.embedded.get(tag, asset) {
             found.push(from(d, DigestSource::Embedded));
         }
@@ -113,13 +135,22 @@ impl TrustStore {
             }
         }
         if let Some(sha) = &self.env_sha256 {
-            found.push(Expected { sha256: sha.clone(), size: None, source: DigestSource::EnvSha256 });
+            found.push(Expected {
+                sha256: sha.clone(),
+                size: None,
+                source: DigestSource::EnvSha256,
+            });
         }
         agree(asset, found)
     }
 
     /// Adds the API's digest as the last resort, checking it against local sources.
-    pub fn with_api(&self, tag: &str, asset: &str, api_digest: Option<&str>) -> Result<Option<Expected>> {
+    pub fn with_api(
+        &self,
+        tag: &str,
+        asset: &str,
+        api_digest: Option<&str>,
+    ) -> Result<Option<Expected>> {
         let local = self.local(tag, asset)?;
         let api = api_digest.and_then(crate::checksums::normalize_sha256);
         match (local, api) {
@@ -129,7 +160,11 @@ impl TrustStore {
                 second: (DigestSource::GithubApi.to_string(), a),
             }),
             (Some(l), _) => Ok(Some(l)),
-            (None, Some(a)) => Ok(Some(Expected { sha256: a, size: None, source: DigestSource::GithubApi })),
+            (None, Some(a)) => Ok(Some(Expected {
+                sha256: a,
+                size: None,
+                source: DigestSource::GithubApi,
+            })),
             (None, None) => Ok(None),
         }
     }
@@ -138,7 +173,9 @@ impl TrustStore {
 /// The first source wins; any later one that disagrees is a conflict.
 fn agree(asset: &str, found: Vec<Expected>) -> Result<Option<Expected>> {
     let mut iter = found.into_iter();
-    let Some(mut first) = iter.next() else { return Ok(None) };
+    let Some(mut first) = iter.next() else {
+        return Ok(None);
+    };
     for other in iter {
         if other.sha256 != first.sha256 {
             return Err(Error::ConflictingDigests {
@@ -172,20 +209,32 @@ mod tests {
         let other = "0".repeat(64);
         let t = TrustStore::new(None, Some(&other)).unwrap();
         let msg = t.local("b10199", X64).unwrap_err().to_string();
-        assert!(msg.contains(X64_SHA) && msg.contains(&other) && msg.contains("LLAMA_PREBUILT_SHA256"), "{msg}");
+        assert!(
+            msg.contains(X64_SHA) && msg.contains(&other) && msg.contains("LLAMA_PREBUILT_SHA256"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn env_digest_serves_unknown_assets() {
         let t = TrustStore::new(None, Some(&"AB".repeat(32))).unwrap();
-        let e = t.local("b1", "llama-b1-bin-ubuntu-x64.zip").unwrap().unwrap();
-        assert_eq!((e.sha256.as_str(), e.source.label()), ("ab".repeat(32).as_str(), "env"));
+        let e = t
+            .local("b1", "llama-b1-bin-ubuntu-x64.zip")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (e.sha256.as_str(), e.source.label()),
+            ("ab".repeat(32).as_str(), "env")
+        );
     }
 
     #[test]
     fn bad_env_digest_is_rejected() {
         let msg = TrustStore::new(None, Some("xyz")).unwrap_err().to_string();
-        assert!(msg.contains("LLAMA_PREBUILT_SHA256") && msg.contains("xyz"), "{msg}");
+        assert!(
+            msg.contains("LLAMA_PREBUILT_SHA256") && msg.contains("xyz"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -194,13 +243,19 @@ mod tests {
         let api = format!("sha256:{}", "c".repeat(64));
         let e = t.with_api("b1", "x.zip", Some(&api)).unwrap().unwrap();
         assert_eq!(e.source, DigestSource::GithubApi);
-        assert!(t.with_api("b10199", X64, Some(&api)).unwrap_err().to_string().contains("disagree"));
+        assert!(t
+            .with_api("b10199", X64, Some(&api))
+            .unwrap_err()
+            .to_string()
+            .contains("disagree"));
         assert!(t.with_api("b1", "x.zip", None).unwrap().is_none());
     }
 
     #[test]
     fn missing_extra_file_is_an_error_naming_it() {
-        let msg = TrustStore::new(Some("/nonexistent/sums.toml".into()), None).unwrap_err().to_string();
+        let msg = TrustStore::new(Some("/nonexistent/sums.toml".into()), None)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("/nonexistent/sums.toml"), "{msg}");
     }
 }

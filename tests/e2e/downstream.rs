@@ -25,7 +25,11 @@ impl World {
             let fixture = fixture::fixture().expect("the llama.cpp fixture builds");
             let mirror = Mirror::start().expect("mirror starts");
             fixture.serve(&mirror);
-            let world = World { mirror, fixture, dir: tempfile::tempdir().unwrap() };
+            let world = World {
+                mirror,
+                fixture,
+                dir: tempfile::tempdir().unwrap(),
+            };
             fixture::write_checksums(&[fixture], &world.checksums()).unwrap();
             world
         })
@@ -68,12 +72,18 @@ pub struct Output {
 
 impl Output {
     pub fn assert_ok(&self, what: &str) {
-        assert!(self.ok, "{what} failed\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert!(
+            self.ok,
+            "{what} failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
     }
 }
 
 fn output(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -117,7 +127,8 @@ fn main() {
 
 /// The one line the README tells applications to add so a binary finds the libraries copied
 /// next to it.
-const BUILD_RS: &str = "fn main() {\n    println!(\"cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN\");\n}\n";
+const BUILD_RS: &str =
+    "fn main() {\n    println!(\"cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN\");\n}\n";
 
 impl Downstream {
     pub fn create(name: &str, world: &'static World) -> Downstream {
@@ -134,7 +145,11 @@ impl Downstream {
         std::fs::write(dir.path().join("build.rs"), BUILD_RS).unwrap();
         std::fs::create_dir_all(dir.path().join("src")).unwrap();
         std::fs::write(dir.path().join("src/main.rs"), MAIN_RS).unwrap();
-        Downstream { dir, name: name.to_string(), world }
+        Downstream {
+            dir,
+            name: name.to_string(),
+            world,
+        }
     }
 
     pub fn target_dir(&self) -> PathBuf {
@@ -152,10 +167,16 @@ impl Downstream {
             ("CARGO_TARGET_DIR", self.target_dir().display().to_string()),
             ("LLAMA_PREBUILT_MIRROR", w.mirror.download_base()),
             ("LLAMA_PREBUILT_API_URL", w.mirror.api_base()),
-            ("LLAMA_PREBUILT_CHECKSUMS", w.checksums().display().to_string()),
+            (
+                "LLAMA_PREBUILT_CHECKSUMS",
+                w.checksums().display().to_string(),
+            ),
             ("LLAMA_PREBUILT_CACHE_DIR", w.cache().display().to_string()),
             ("LLAMA_PREBUILT_VERSION", w.fixture.tag.clone()),
-            ("LLAMA_INCLUDE_DIR", w.fixture.include_dir.display().to_string()),
+            (
+                "LLAMA_INCLUDE_DIR",
+                w.fixture.include_dir.display().to_string(),
+            ),
         ];
         for (k, v) in base {
             cmd.env(k, v);
@@ -174,7 +195,8 @@ impl Downstream {
     pub fn run_binary(&self) -> Output {
         let mut cmd = Command::new(self.target_dir().join("debug").join(&self.name));
         clean_env(&mut cmd);
-        cmd.env_remove("LD_LIBRARY_PATH").env_remove("DYLD_LIBRARY_PATH");
+        cmd.env_remove("LD_LIBRARY_PATH")
+            .env_remove("DYLD_LIBRARY_PATH");
         output(&mut cmd)
     }
 }
@@ -184,20 +206,37 @@ impl Downstream {
 fn clean_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        if k.starts_with("LLAMA_") || k == "CARGO_NET_OFFLINE" || k == "DOCS_RS" || k == "CARGO_TARGET_DIR" || k == "LD_LIBRARY_PATH" {
+        if k.starts_with("LLAMA_")
+            || k == "CARGO_NET_OFFLINE"
+            || k == "DOCS_RS"
+            || k == "CARGO_TARGET_DIR"
+            || k == "LD_LIBRARY_PATH"
+        {
             cmd.env_remove(&*k);
         }
     }
 }
 
 pub fn cross_prerequisites() -> Result<(), String> {
-    let has = |prog: &str| Command::new(prog).arg("--version").output().is_ok_and(|o| o.status.success());
+    let has = |prog: &str| {
+        Command::new(prog)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     for prog in ["aarch64-linux-gnu-gcc", "qemu-aarch64"] {
         if !has(prog) {
             return Err(format!("{prog} is missing"));
         }
     }
-    let sysroot = Command::new("rustc").args(["--print", "target-libdir", "--target", "aarch64-unknown-linux-gnu"]).output();
+    let sysroot = Command::new("rustc")
+        .args([
+            "--print",
+            "target-libdir",
+            "--target",
+            "aarch64-unknown-linux-gnu",
+        ])
+        .output();
     match sysroot {
         Ok(o) if Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_dir() => Ok(()),
         _ => Err("rustup target aarch64-unknown-linux-gnu is not installed".into()),
@@ -205,7 +244,10 @@ pub fn cross_prerequisites() -> Result<(), String> {
 }
 
 pub fn cross_env() -> Vec<(&'static str, &'static str)> {
-    vec![("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")]
+    vec![(
+        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+        "aarch64-linux-gnu-gcc",
+    )]
 }
 
 pub fn run_qemu(bin: &Path) -> Output {

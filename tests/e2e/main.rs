@@ -28,24 +28,46 @@ fn fresh_build_downloads_once_runs_and_a_second_crate_hits_the_cache() {
 
     let out = app.cargo(&["build"], &[]);
     out.assert_ok("cargo build");
-    assert_eq!(world.hits(), before + 1, "the first build downloads the archive exactly once");
-    assert!(out.stderr.lines().all(|l| !l.contains("warning: llama-prebuilt")), "a clean build prints nothing:\n{}", out.stderr);
+    assert_eq!(
+        world.hits(),
+        before + 1,
+        "the first build downloads the archive exactly once"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .all(|l| !l.contains("warning: llama-prebuilt")),
+        "a clean build prints nothing:\n{}",
+        out.stderr
+    );
 
     // (a) through cargo: the staged OUT_DIR lib dir is on the dynamic-library path.
     let run = app.cargo(&["run", "--quiet"], &[]);
     run.assert_ok("cargo run");
-    assert!(run.stdout.contains("devices: ") && run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("devices: ") && run.stdout.contains("llama.cpp b10200 ok"),
+        "{}",
+        run.stdout
+    );
 
     // (b) directly from target/debug with no library path: the copies next to the binary and
     // the `$ORIGIN` rpath line of the README make it self-contained.
     let direct = app.run_binary();
     direct.assert_ok("target/debug/fresh-app");
-    assert!(direct.stdout.contains("llama.cpp b10200 ok"), "{}", direct.stdout);
+    assert!(
+        direct.stdout.contains("llama.cpp b10200 ok"),
+        "{}",
+        direct.stdout
+    );
 
     // Another fresh crate, fresh target dir, same shared cache: no download.
     let other = Downstream::create("second-app", world);
     other.cargo(&["build"], &[]).assert_ok("second cargo build");
-    assert_eq!(world.hits(), before + 1, "the second fresh build is served by the cache");
+    assert_eq!(
+        world.hits(),
+        before + 1,
+        "the second fresh build is served by the cache"
+    );
 }
 
 #[test]
@@ -56,16 +78,34 @@ fn offline_builds_work_warm_and_fail_cold_with_guidance() {
     app.cargo(&["build"], &[]).assert_ok("warm-up build");
     let hits = world.hits();
 
-    app.cargo(&["build"], &[("LLAMA_PREBUILT_OFFLINE", "1")]).assert_ok("offline, warm cache");
-    app.cargo(&["build"], &[("CARGO_NET_OFFLINE", "true")]).assert_ok("cargo offline, warm cache");
+    app.cargo(&["build"], &[("LLAMA_PREBUILT_OFFLINE", "1")])
+        .assert_ok("offline, warm cache");
+    app.cargo(&["build"], &[("CARGO_NET_OFFLINE", "true")])
+        .assert_ok("cargo offline, warm cache");
     assert_eq!(world.hits(), hits);
 
     let cold = tempfile::tempdir().unwrap();
     let cold_dir = cold.path().to_str().unwrap();
-    let out = app.cargo(&["build"], &[("LLAMA_PREBUILT_OFFLINE", "1"), ("LLAMA_PREBUILT_CACHE_DIR", cold_dir)]);
+    let out = app.cargo(
+        &["build"],
+        &[
+            ("LLAMA_PREBUILT_OFFLINE", "1"),
+            ("LLAMA_PREBUILT_CACHE_DIR", cold_dir),
+        ],
+    );
     assert!(!out.ok, "a cold offline build must fail");
-    for needle in ["offline (LLAMA_PREBUILT_OFFLINE=1", "llama-b10200-bin-ubuntu-x64.tar.gz", "LLAMA_LIB_DIR", "LLAMA_PREBUILT_ARCHIVE", "LLAMA_PREBUILT_MIRROR"] {
-        assert!(out.stderr.contains(needle), "missing `{needle}` in:\n{}", out.stderr);
+    for needle in [
+        "offline (LLAMA_PREBUILT_OFFLINE=1",
+        "llama-b10200-bin-ubuntu-x64.tar.gz",
+        "LLAMA_LIB_DIR",
+        "LLAMA_PREBUILT_ARCHIVE",
+        "LLAMA_PREBUILT_MIRROR",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing `{needle}` in:\n{}",
+            out.stderr
+        );
     }
     assert_eq!(world.hits(), hits, "offline never touches the network");
 }
@@ -78,7 +118,10 @@ fn lib_dir_uses_a_local_build_without_network() {
     let hits = world.hits();
     let lib = world.fixture.lib_dir.to_str().unwrap().to_string();
     // A dead mirror proves nothing is fetched.
-    let env = [("LLAMA_LIB_DIR", lib.as_str()), ("LLAMA_PREBUILT_MIRROR", "http://127.0.0.1:9/nothing")];
+    let env = [
+        ("LLAMA_LIB_DIR", lib.as_str()),
+        ("LLAMA_PREBUILT_MIRROR", "http://127.0.0.1:9/nothing"),
+    ];
     app.cargo(&["build"], &env).assert_ok("LLAMA_LIB_DIR build");
     let run = app.cargo(&["run", "--quiet"], &env);
     run.assert_ok("LLAMA_LIB_DIR run");
@@ -86,7 +129,11 @@ fn lib_dir_uses_a_local_build_without_network() {
     assert_eq!(world.hits(), hits);
 
     let bad = app.cargo(&["build"], &[("LLAMA_LIB_DIR", "/nonexistent/llama")]);
-    assert!(!bad.ok && bad.stderr.contains("LLAMA_LIB_DIR=/nonexistent/llama"), "{}", bad.stderr);
+    assert!(
+        !bad.ok && bad.stderr.contains("LLAMA_LIB_DIR=/nonexistent/llama"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -97,12 +144,18 @@ fn another_tag_needs_its_own_headers() {
     let out = app.cargo(&["build"], &[("LLAMA_INCLUDE_DIR", "")]);
     assert!(!out.ok);
     assert!(
-        out.stderr.contains("LLAMA_PREBUILT_VERSION=b10200 needs the headers of b10200") && out.stderr.contains("LLAMA_INCLUDE_DIR"),
+        out.stderr
+            .contains("LLAMA_PREBUILT_VERSION=b10200 needs the headers of b10200")
+            && out.stderr.contains("LLAMA_INCLUDE_DIR"),
         "{}",
         out.stderr
     );
     let out = app.cargo(&["build"], &[("LLAMA_INCLUDE_DIR", "/nonexistent")]);
-    assert!(!out.ok && out.stderr.contains("has no llama.h"), "{}", out.stderr);
+    assert!(
+        !out.ok && out.stderr.contains("has no llama.h"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -112,15 +165,32 @@ fn checksum_mismatch_fails_the_build_with_both_digests() {
     let app = Downstream::create("mismatch-app", world);
     let sums = tempfile::NamedTempFile::new().unwrap();
     let wrong = "0".repeat(64);
-    std::fs::write(sums.path(), format!("[b10200]\n\"llama-b10200-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{wrong}\" }}\n")).unwrap();
+    std::fs::write(
+        sums.path(),
+        format!("[b10200]\n\"llama-b10200-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{wrong}\" }}\n"),
+    )
+    .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let out = app.cargo(
         &["build"],
-        &[("LLAMA_PREBUILT_CHECKSUMS", sums.path().to_str().unwrap()), ("LLAMA_PREBUILT_CACHE_DIR", cache.path().to_str().unwrap())],
+        &[
+            ("LLAMA_PREBUILT_CHECKSUMS", sums.path().to_str().unwrap()),
+            ("LLAMA_PREBUILT_CACHE_DIR", cache.path().to_str().unwrap()),
+        ],
     );
     assert!(!out.ok);
-    let actual = &world.fixture.archive("llama-b10200-bin-ubuntu-x64.tar.gz").unwrap().sha256;
-    assert!(out.stderr.contains("checksum mismatch") && out.stderr.contains(&wrong) && out.stderr.contains(actual.as_str()), "{}", out.stderr);
+    let actual = &world
+        .fixture
+        .archive("llama-b10200-bin-ubuntu-x64.tar.gz")
+        .unwrap()
+        .sha256;
+    assert!(
+        out.stderr.contains("checksum mismatch")
+            && out.stderr.contains(&wrong)
+            && out.stderr.contains(actual.as_str()),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -141,9 +211,18 @@ fn docs_rs_builds_docs_without_network() {
         ],
     );
     out.assert_ok("DOCS_RS=1 cargo doc");
-    assert!(app.target_dir().join("doc/llama_prebuilt_sys/index.html").is_file());
+    assert!(app
+        .target_dir()
+        .join("doc/llama_prebuilt_sys/index.html")
+        .is_file());
     assert_eq!(world.hits(), hits);
-    assert!(std::fs::read_dir(cache.path()).map(|d| d.count()).unwrap_or(0) == 0, "docs.rs builds cache nothing");
+    assert!(
+        std::fs::read_dir(cache.path())
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "docs.rs builds cache nothing"
+    );
 }
 
 #[test]
@@ -156,11 +235,24 @@ fn cross_build_for_aarch64_links_and_runs_under_qemu() {
     let arm = World::aarch64();
     let app = Downstream::create("cross-app", world);
     let hits = world.arm_hits();
-    let out = app.cargo(&["build", "--target", "aarch64-unknown-linux-gnu"], &downstream::cross_env());
+    let out = app.cargo(
+        &["build", "--target", "aarch64-unknown-linux-gnu"],
+        &downstream::cross_env(),
+    );
     out.assert_ok("cross build");
-    assert_eq!(world.arm_hits(), hits + 1, "the ubuntu-arm64 asset was selected and downloaded");
-    let bin = app.target_dir().join("aarch64-unknown-linux-gnu/debug/cross-app");
-    let file = std::process::Command::new("file").arg(&bin).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    assert_eq!(
+        world.arm_hits(),
+        hits + 1,
+        "the ubuntu-arm64 asset was selected and downloaded"
+    );
+    let bin = app
+        .target_dir()
+        .join("aarch64-unknown-linux-gnu/debug/cross-app");
+    let file = std::process::Command::new("file")
+        .arg(&bin)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     assert!(file.is_empty() || file.contains("aarch64"), "{file}");
     let run = downstream::run_qemu(&bin);
     run.assert_ok("qemu-aarch64 cross-app");

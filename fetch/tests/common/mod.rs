@@ -20,13 +20,18 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { mirror: Mirror::start().expect("mirror starts"), dir: tempfile::tempdir().unwrap(), entries: Vec::new() }
+        Env {
+            mirror: Mirror::start().expect("mirror starts"),
+            dir: tempfile::tempdir().unwrap(),
+            entries: Vec::new(),
+        }
     }
 
     /// Serves `bytes` as `asset` of `tag` and records its true digest in the checksums file.
     pub fn serve(&mut self, tag: &str, asset: &str, bytes: Vec<u8>) -> String {
         let sha = sha256_hex(&bytes);
-        self.entries.push((tag.into(), asset.into(), sha.clone(), bytes.len() as u64));
+        self.entries
+            .push((tag.into(), asset.into(), sha.clone(), bytes.len() as u64));
         self.mirror.add_asset_bytes(tag, asset, bytes);
         self.write_checksums();
         sha
@@ -34,13 +39,17 @@ impl Env {
 
     /// Records a digest without serving anything (or with other bytes).
     pub fn trust(&mut self, tag: &str, asset: &str, sha: &str, size: u64) {
-        self.entries.push((tag.into(), asset.into(), sha.into(), size));
+        self.entries
+            .push((tag.into(), asset.into(), sha.into(), size));
         self.write_checksums();
     }
 
     fn write_checksums(&self) {
-        let rows: Vec<(&str, &str, &str, u64)> =
-            self.entries.iter().map(|(t, a, s, n)| (t.as_str(), a.as_str(), s.as_str(), *n)).collect();
+        let rows: Vec<(&str, &str, &str, u64)> = self
+            .entries
+            .iter()
+            .map(|(t, a, s, n)| (t.as_str(), a.as_str(), s.as_str(), *n))
+            .collect();
         std::fs::write(self.checksums_path(), checksums_toml(&rows)).unwrap();
     }
 
@@ -89,11 +98,21 @@ pub fn linux_x64(tag: &str) -> Request {
 pub fn tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
-            out.push(p.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/"));
-            if std::fs::symlink_metadata(&p).map(|m| m.is_dir()).unwrap_or(false) {
+            out.push(
+                p.strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+            );
+            if std::fs::symlink_metadata(&p)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
                 walk(base, &p, out);
             }
         }
@@ -106,8 +125,19 @@ pub fn tree(root: &Path) -> Vec<String> {
 /// Asserts the cache holds no entry, no archive and no temporary leftovers for `asset`.
 pub fn assert_nothing_cached(cache: &Path, tag: &str, asset: &str) {
     let stem = asset.trim_end_matches(".tar.gz").trim_end_matches(".zip");
-    assert!(!cache.join(tag).join(stem).exists(), "entry must not exist: {:?}", tree(cache));
-    assert!(!cache.join(tag).join(asset).exists(), "archive must not exist: {:?}", tree(cache));
-    let tmp: Vec<String> = tree(cache).into_iter().filter(|p| p.starts_with(".tmp/")).collect();
+    assert!(
+        !cache.join(tag).join(stem).exists(),
+        "entry must not exist: {:?}",
+        tree(cache)
+    );
+    assert!(
+        !cache.join(tag).join(asset).exists(),
+        "archive must not exist: {:?}",
+        tree(cache)
+    );
+    let tmp: Vec<String> = tree(cache)
+        .into_iter()
+        .filter(|p| p.starts_with(".tmp/"))
+        .collect();
     assert!(tmp.is_empty(), "no half-written files may remain: {tmp:?}");
 }
