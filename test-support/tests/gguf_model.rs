@@ -1,16 +1,9 @@
 //! The generated GGUF models against the real llama.cpp library, through the C reference
 //! program `test-support/c/reference.c` (compiled here with `cc`).
 //!
-//! Where the library comes from:
-//! - `LLAMA_TEST_LIB_DIR`: the directory holding `libllama.so`, `libggml.so`,
-//!   `libggml-base.so` and the `libggml-cpu*.so` backends (a release-flags build of the
-//!   pinned tag); default `/tmp/manualfix/build/bin`.
-//! - `LLAMA_TEST_INCLUDE_DIRS`: colon-separated directories with `llama.h` and the ggml
-//!   headers; default `include/` and `ggml/include/` of the llama.cpp tree in the cargo
-//!   registry's `llama-cpp-sys-2-0.1.154` package (the source of tag b10200).
-//!
-//! The test-support fixture module is meant to provide both (a cached build of that
-//! source); until it does, the defaults above point at a manual build.
+//! The library and headers are the test-support fixture's (a cached release-flags build of
+//! llama.cpp b10200 from the crates.io source package); `LLAMA_TEST_LIB_DIR` and
+//! `LLAMA_TEST_INCLUDE_DIRS` (colon-separated) override them, e.g. to try another build.
 
 use std::ffi::OsString;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -30,38 +23,19 @@ struct Reference {
 fn lib_dir() -> PathBuf {
     match std::env::var_os("LLAMA_TEST_LIB_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from("/tmp/manualfix/build/bin"),
+        _ => fixture().lib_dir.clone(),
     }
 }
 
 fn include_dirs() -> Vec<PathBuf> {
-    if let Some(dirs) = std::env::var_os("LLAMA_TEST_INCLUDE_DIRS").filter(|d| !d.is_empty()) {
-        return std::env::split_paths(&dirs).collect();
+    match std::env::var_os("LLAMA_TEST_INCLUDE_DIRS").filter(|d| !d.is_empty()) {
+        Some(dirs) => std::env::split_paths(&dirs).collect(),
+        None => vec![fixture().include_dir.clone()],
     }
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
-        .expect("neither CARGO_HOME nor HOME is set");
-    let registry = cargo_home.join("registry").join("src");
-    let source = std::fs::read_dir(&registry)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|index| {
-            index
-                .path()
-                .join("llama-cpp-sys-2-0.1.154")
-                .join("llama.cpp")
-        })
-        .find(|p| p.join("include").join("llama.h").is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "llama.h not found: set LLAMA_TEST_INCLUDE_DIRS, or fetch llama-cpp-sys-2 =0.1.154 \
-                 into {}",
-                registry.display()
-            )
-        });
-    vec![source.join("include"), source.join("ggml").join("include")]
+}
+
+fn fixture() -> &'static llama_prebuilt_test_support::fixture::Fixture {
+    llama_prebuilt_test_support::fixture::fixture().expect("the llama.cpp fixture builds")
 }
 
 /// Compiles reference.c once per test process.

@@ -1,8 +1,12 @@
 //! Dev-only automation for llama-prebuilt (never published). Each subcommand is a function in
 //! its own module; this file only parses the command line and dispatches.
 
+mod demo_cmd;
 mod fixture_cmd;
 mod mirror_cmd;
+mod prereqs;
+mod test_cmd;
+mod world;
 
 use std::process::ExitCode;
 
@@ -10,6 +14,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo [--prompt T] [--model P]        install what is missing, build, fetch the llama.cpp binaries
+       [--max-tokens N]                (GitHub, or the local fixture mirror when unreachable) and
+                                       stream text from a model (default: a generated tiny one)
+  test [ARGS...]                       the whole test suite offline: prerequisites, fixture,
+                                       mirror, then `cargo test --workspace ARGS`
   fixture [--aarch64]                  build (first run) or load the llama.cpp fixture and
                                        print its paths; --aarch64 also the arm64 cross build
   mirror [--aarch64] [--seconds N]     serve the fixture archives on a loopback mirror in the
@@ -20,6 +29,8 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo_cmd::run(&args[1..]),
+        Some("test") => test_cmd::run(&args[1..]),
         Some("fixture") => fixture_cmd::run(&args[1..]),
         Some("mirror") => mirror_cmd::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

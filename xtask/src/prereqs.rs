@@ -1,0 +1,154 @@
+//! Tools the fixture build and the tests need, installed on a fresh Debian/Ubuntu machine
+//! (as root, with apt-get) and otherwise named with the command that installs them.
+
+use std::process::Command;
+
+/// A program and the Debian package that provides it.
+pub(crate) struct Tool {
+    pub program: &'static str,
+    pub package: &'static str,
+    /// Arguments that make the program exit 0 when it works.
+    pub probe: &'static [&'static str],
+}
+
+/// cmake builds the fixture; libclang lets bindgen run (the build falls back to committed
+/// bindings without it, but the tests check the fresh ones).
+pub(crate) const BUILD: &[Tool] = &[
+    Tool {
+        program: "cmake",
+        package: "cmake",
+        probe: &["--version"],
+    },
+    Tool {
+        program: "libclang",
+        package: "libclang-dev",
+        probe: &[],
+    },
+];
+
+/// The aarch64 cross test: cross compilers (they pull the arm64 libc), qemu, `file`.
+pub(crate) const CROSS: &[Tool] = &[
+    Tool {
+        program: "aarch64-linux-gnu-gcc",
+        package: "gcc-aarch64-linux-gnu",
+        probe: &["--version"],
+    },
+    Tool {
+        program: "aarch64-linux-gnu-g++",
+        package: "g++-aarch64-linux-gnu",
+        probe: &["--version"],
+    },
+    Tool {
+        program: "qemu-aarch64",
+        package: "qemu-user",
+        probe: &["--version"],
+    },
+    Tool {
+        program: "/usr/aarch64-linux-gnu/lib/libc.so.6",
+        package: "libc6-arm64-cross",
+        probe: &[],
+    },
+];
+
+fn present(tool: &Tool) -> bool {
+    if tool.program == "libclang" {
+        return libclang_present();
+    }
+    if tool.program.starts_with('/') {
+        return std::path::Path::new(tool.program).exists();
+    }
+    Command::new(tool.program)
+        .args(tool.probe)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn libclang_present() -> bool {
+    let dirs = [
+        "/usr/lib/llvm-19/lib",
+        "/usr/lib/llvm-18/lib",
+        "/usr/lib/llvm-16/lib",
+        "/usr/lib/llvm-15/lib",
+        "/usr/lib/llvm-14/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ];
+    std::env::var_os("LIBCLANG_PATH").is_some()
+        || dirs.iter().any(|d| {
+            std::fs::read_dir(d)
+                .map(|rd| {
+                    rd.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("libclang"))
+                })
+                .unwrap_or(false)
+        })
+}
+
+/// Installs whatever of `tools` is missing, or explains how.
+pub(crate) fn ensure(tools: &[&Tool]) -> Result<(), String> {
+    let missing: Vec<&&Tool> = tools.iter().filter(|t| !present(t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    let apt = Command::new("apt-get")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !(apt && root) {
+        return Err(format!(
+            "missing tools: {}\nhelp: install them, e.g. `sudo apt-get install -y {}`",
+            missing
+                .iter()
+                .map(|t| t.program)
+                .collect::<Vec<_>>()
+                .join(", "),
+            packages.join(" ")
+        ));
+    }
+    eprintln!("xtask: installing {} (apt-get)", packages.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    match tools.iter().find(|t| !present(t)) {
+        Some(t) => Err(format!(
+            "{} is still missing after installing {}",
+            t.program, t.package
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `rustup target add` for a cross target, when rustup is there and the target is not.
+pub(crate) fn ensure_rust_target(triple: &str) -> Result<(), String> {
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", triple])
+        .output();
+    let installed = libdir.is_ok_and(|o| {
+        let dir = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+    });
+    if installed {
+        return Ok(());
+    }
+    eprintln!("xtask: rustup target add {triple}");
+    run(Command::new("rustup").args(["target", "add", triple]))
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}

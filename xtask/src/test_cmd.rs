@@ -1,0 +1,29 @@
+//! `cargo xtask test [args for cargo test]`: the whole test suite, offline.
+//!
+//! Installs what is missing (cmake, libclang, the aarch64 cross tools, the rust target), builds
+//! or loads the llama.cpp fixture, serves it on a loopback mirror, and runs
+//! `cargo test --workspace` with the sys crate pointed at that mirror.
+
+use crate::prereqs;
+use crate::world::{self, World};
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let tools: Vec<&prereqs::Tool> = prereqs::BUILD.iter().chain(prereqs::CROSS).collect();
+    prereqs::ensure(&tools)?;
+    prereqs::ensure_rust_target("aarch64-unknown-linux-gnu")?;
+
+    let world = World::start()?;
+    eprintln!(
+        "xtask: serving llama.cpp {} (built from source) at {}",
+        world.fixture.tag,
+        world.mirror.download_base()
+    );
+    let mut cmd = world::cargo();
+    cmd.current_dir(world::workspace_root())
+        .args(["test", "--workspace"])
+        .args(args);
+    for (k, v) in world.env(world::fixture_cache_dir()) {
+        cmd.env(k, v);
+    }
+    prereqs::run(&mut cmd)
+}
