@@ -426,3 +426,29 @@ fn a_real_client_follows_the_redirect_and_sees_faults() {
     assert_eq!(agent.get(&url).call().unwrap().status(), 503);
     assert_eq!(m.hits(TAG, NAME), 3);
 }
+
+/// Peak resident memory of this process so far, from /proc (Linux).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "writes and serves 1 GiB; run with --release -- --ignored"]
+fn a_one_gib_file_is_streamed_with_flat_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llama-b9-bin-ubuntu-x64.tar.gz");
+    let before = peak_rss_kib();
+    let d =
+        llama_prebuilt_test_support::archives::write_large_tar_gz(&path, "b9", 1 << 30).unwrap();
+    let m = Mirror::start().unwrap();
+    m.add_asset_file("b9", "big.tar.gz", &path);
+    let mut s = open("GET", &format!("{}/b9/big.tar.gz", m.download_base()), &[]);
+    let (status, _) = read_head(&mut s);
+    assert_eq!(status, 200);
+    let got = std::io::copy(&mut s, &mut std::io::sink()).unwrap();
+    assert_eq!(got, d.size);
+    let grown = peak_rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+}
