@@ -1,0 +1,72 @@
+//! Safe Rust API for [llama.cpp](https://github.com/ggml-org/llama.cpp), linked against the
+//! official prebuilt release binaries (through `llama-prebuilt-sys`, which downloads, verifies
+//! and links them: no C++ toolchain needed).
+//!
+//! - [`Backend`]: process-wide initialisation (done for you by the constructors): backends
+//!   registered from the directory the library was loaded from, llama.cpp's log routed to the
+//!   [`log`](https://docs.rs/log) crate (target `llama_cpp`), and an ABI probe that checks the
+//!   loaded library against the headers the bindings were made from.
+//! - [`Model`] (`Send + Sync`): load a GGUF file; metadata, vocabulary, tokenizer
+//!   ([`Model::tokenize`], [`Model::token_piece`], [`Model::detokenize`]), chat templates
+//!   ([`Model::chat_template`]).
+//! - [`Context`] (`Send`, not `Sync`, borrows the model): [`Context::decode`] a validated
+//!   [`Batch`], read [`Context::logits`] or embeddings ([`Context::embeddings_seq`],
+//!   [`Context::embeddings_ith`]), manage the memory and save/restore the state.
+//! - [`Sampler`]: chains of greedy, dist, top-k, top-p, min-p, temperature, penalties, logit
+//!   bias and GBNF grammar steps that sample *and* accept.
+//! - [`Generator`]: a streaming iterator of UTF-8 text chunks that stops at end-of-generation
+//!   tokens, stop strings and a token limit, and can be cancelled from another thread.
+//!
+//! Misuse is a compile error or an [`Error`], not undefined behaviour: a context cannot
+//! outlive its model, logits cannot be held across a decode, bad token ids, sequence ids,
+//! batch sizes, grammars and files are rejected before llama.cpp sees them, and panics in
+//! callbacks never unwind into C.
+//!
+//! ```no_run
+//! use llama_prebuilt::{ContextParams, GenerateOptions, Model, ModelParams, Sampler};
+//!
+//! let model = Model::load("model.gguf", &ModelParams::default())?;
+//! let mut ctx = model.new_context(&ContextParams::default().n_ctx(2048))?;
+//! let mut sampler = Sampler::chain().top_k(40).temperature(0.8).dist(1234);
+//! let prompt = model.tokenize("The capital of France is", true)?;
+//! for chunk in ctx.generate(&prompt, &mut sampler, GenerateOptions::default().max_tokens(32)) {
+//!     print!("{}", chunk?);
+//! }
+//! # Ok::<(), llama_prebuilt::Error>(())
+//! ```
+//!
+//! This crate supports the llama.cpp tag its bindings were generated for
+//! ([`llama_prebuilt_sys::VERSION`]).
+#![warn(missing_docs)]
+
+mod abi;
+mod backend;
+mod batch;
+mod chat;
+mod context;
+mod embed;
+mod error;
+mod ffi;
+mod generate;
+pub mod gguf;
+mod logging;
+mod model;
+mod panic;
+mod sampler;
+mod token;
+
+pub use backend::{Backend, Device, DeviceKind, LibDirSource};
+pub use batch::Batch;
+pub use chat::{ChatMessage, ChatTemplate, Role};
+pub use context::{CancelHandle, Context, ContextParams, Pooling};
+pub use embed::{cosine_similarity, normalize};
+pub use error::{Error, Result};
+pub use generate::{GenerateOptions, Generator, StopReason};
+pub use gguf::looks_like_gguf;
+pub use logging::LOG_TARGET;
+pub use model::{GpuLayers, LoadMode, Model, ModelParams, ProgressCallback};
+pub use sampler::{Penalties, Sampler};
+pub use token::{Token, TokenAttrs};
+
+/// The raw bindings this crate is built on.
+pub use llama_prebuilt_sys as sys;

@@ -1,0 +1,264 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+use crate::gguf::GgufError;
+use crate::token::Token;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong. Each variant names what failed with the values involved;
+/// `message` fields carry the last error line llama.cpp logged during the failing call, when
+/// there was one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- backend ---------------------------------------------------------------------------
+    /// Registering the ggml backends from `lib_dir` produced no device at all (wrong directory,
+    /// or the CPU backend library is missing from it).
+    #[error("no ggml backend device loaded from {lib_dir} (set LLAMA_LIB_DIR to the directory holding the llama.cpp libraries)")]
+    NoBackendDevices {
+        /// The directory the backends were loaded from.
+        lib_dir: PathBuf,
+    },
+    /// [`Backend::init_with_lib_dir`](crate::Backend::init_with_lib_dir) was called after the
+    /// backend had already been initialised from another directory.
+    #[error(
+        "the llama.cpp backend is already initialised from {current}, cannot switch to {requested}"
+    )]
+    BackendAlreadyInitialized {
+        /// The directory the backend was initialised from.
+        current: PathBuf,
+        /// The directory that was asked for.
+        requested: PathBuf,
+    },
+    /// The loaded library's default parameters differ from what the vendored headers document:
+    /// the library and the bindings do not belong to the same llama.cpp version.
+    #[error("ABI mismatch between the loaded llama.cpp library and the bindings: {what} is {found}, the headers say {expected}")]
+    AbiMismatch {
+        /// The struct field or size that differs.
+        what: &'static str,
+        /// The value the vendored headers document.
+        expected: String,
+        /// The value the loaded library reports.
+        found: String,
+    },
+
+    // ---- files and models ------------------------------------------------------------------
+    /// A file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error (`NotFound` for a missing file).
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a well-formed GGUF file (checked before llama.cpp sees it).
+    #[error("{path} is not a valid GGUF model: {source}")]
+    InvalidGguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: GgufError,
+    },
+    /// llama.cpp refused to load the model.
+    #[error("llama.cpp failed to load the model {path}{}", fmt_message(message))]
+    ModelLoad {
+        /// The file.
+        path: PathBuf,
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+    /// The progress callback asked to stop loading.
+    #[error("loading {path} was cancelled by the progress callback")]
+    LoadCancelled {
+        /// The file.
+        path: PathBuf,
+    },
+
+    // ---- parameters and contexts -----------------------------------------------------------
+    /// A parameter value is out of its valid range.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParam {
+        /// The parameter.
+        name: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// The requested context is larger than the context the model was trained with, and
+    /// [`ContextParams::allow_exceeding_train_context`](crate::ContextParams::allow_exceeding_train_context)
+    /// was not set.
+    #[error("context of {requested} tokens exceeds the model's training context of {n_ctx_train} tokens")]
+    ContextTooLarge {
+        /// The requested `n_ctx`.
+        requested: u32,
+        /// The model's training context length.
+        n_ctx_train: u32,
+    },
+    /// llama.cpp could not create the context (out of memory, unsupported parameters).
+    #[error("llama.cpp failed to create the context{}", fmt_message(message))]
+    ContextCreate {
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+
+    // ---- tokens and batches ----------------------------------------------------------------
+    /// A token id is not in the model's vocabulary.
+    #[error("token id {token} is outside the vocabulary (0..{n_vocab})")]
+    TokenOutOfVocab {
+        /// The offending token.
+        token: Token,
+        /// Size of the vocabulary.
+        n_vocab: u32,
+    },
+    /// A sequence id is negative or not below the context's `n_seq_max`.
+    #[error("sequence id {seq_id} is outside 0..{n_seq_max}")]
+    SeqIdOutOfRange {
+        /// The offending sequence id.
+        seq_id: i32,
+        /// The context's number of sequences.
+        n_seq_max: u32,
+    },
+    /// A token position is negative.
+    #[error("position {pos} is negative")]
+    InvalidPosition {
+        /// The offending position.
+        pos: i32,
+    },
+    /// [`Batch::add`](crate::Batch::add) on a full batch.
+    #[error("the batch is full ({capacity} tokens)")]
+    BatchFull {
+        /// The batch's capacity.
+        capacity: usize,
+    },
+    /// A batch holds more tokens than the context's `n_batch` allows in one decode.
+    #[error("the batch has {n_tokens} tokens, the context accepts at most {n_batch} per decode")]
+    BatchTooLarge {
+        /// Tokens in the batch.
+        n_tokens: usize,
+        /// The context's `n_batch`.
+        n_batch: u32,
+    },
+    /// An empty batch, or a token added without any sequence id.
+    #[error("invalid batch: {reason}")]
+    InvalidBatch {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Text too long for llama.cpp's 32-bit lengths, or tokenization failed.
+    #[error("cannot tokenize: {reason}")]
+    Tokenize {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A string passed to C contains a NUL byte.
+    #[error("{what} contains a NUL byte at offset {position}")]
+    NulByte {
+        /// Which argument.
+        what: &'static str,
+        /// Offset of the first NUL byte.
+        position: usize,
+    },
+
+    // ---- decoding --------------------------------------------------------------------------
+    /// `llama_decode` returned 1: no KV-cache slot for the batch (reduce the batch or grow the
+    /// context). The memory is unchanged.
+    #[error("no KV-cache slot for the batch (context full?)")]
+    NoKvSlot,
+    /// `llama_decode` returned 2: aborted through the cancel handle. Ubatches processed before
+    /// the abort stay in the context's memory.
+    #[error("decoding was aborted")]
+    Aborted,
+    /// `llama_decode` returned -1: llama.cpp rejected the batch.
+    #[error("llama.cpp rejected the batch{}", fmt_message(message))]
+    DecodeInvalidInput {
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+    /// `llama_decode` returned another non-zero code (< -1: fatal; processed ubatches stay in
+    /// the memory).
+    #[error("llama_decode failed with code {code}{}", fmt_message(message))]
+    Decode {
+        /// The return code.
+        code: i32,
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+    /// No logits or embeddings were produced for that batch index in the last decode.
+    #[error("no output for batch index {index} in the last decode")]
+    NoOutput {
+        /// The batch index asked for.
+        index: usize,
+    },
+    /// Embeddings were asked for, but the context was created without
+    /// [`ContextParams::embeddings`](crate::ContextParams::embeddings) (or pooled embeddings
+    /// with pooling `None`).
+    #[error("embeddings are not available: {reason}")]
+    EmbeddingsUnavailable {
+        /// Why.
+        reason: &'static str,
+    },
+
+    // ---- sampling --------------------------------------------------------------------------
+    /// The GBNF grammar does not parse, has no rule named `root`, or is left-recursive.
+    #[error("invalid grammar (root rule {root:?}){}", fmt_message(message))]
+    InvalidGrammar {
+        /// The start rule that was asked for.
+        root: String,
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+    /// The grammar does not allow this token here (nothing else was accepted).
+    #[error("the grammar does not allow token {token} here")]
+    GrammarRejected {
+        /// The token.
+        token: Token,
+    },
+    /// The sampler chain did not select a token (it has no final greedy/dist step).
+    #[error("the sampler chain selected no token (end the chain with greedy() or dist())")]
+    NoTokenSelected,
+    /// A sampler built for one model was used with a context of another.
+    #[error("the sampler was built for a different model than the context's")]
+    ModelMismatch,
+
+    // ---- chat and state --------------------------------------------------------------------
+    /// llama.cpp does not recognise the chat template.
+    #[error("chat template not supported by llama_chat_apply_template")]
+    UnsupportedChatTemplate,
+    /// Saving or restoring the context state failed.
+    #[error("{operation} failed{}", fmt_message(message))]
+    State {
+        /// What was attempted.
+        operation: &'static str,
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+}
+
+fn fmt_message(message: &Option<String>) -> String {
+    match message {
+        Some(m) if !m.is_empty() => format!(": {m}"),
+        _ => String::new(),
+    }
+}
+
+impl Error {
+    #[cold]
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    #[cold]
+    pub(crate) fn param(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidParam {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
