@@ -1,8 +1,10 @@
 //! Dev-only automation for llama-prebuilt (never published). Each subcommand is a function in
 //! its own module; this file only parses the command line and dispatches.
 
+mod bindings_cmd;
 mod demo_cmd;
 mod fixture_cmd;
+mod lint_cmd;
 mod mirror_cmd;
 mod prereqs;
 mod test_cmd;
@@ -14,9 +16,13 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  bindings [--check]                   regenerate the committed bindings (bindings/<triple>.rs) of
+                                       the pinned tag, or check that they are up to date
   demo [--prompt T] [--model P]        install what is missing, build, fetch the llama.cpp binaries
        [--max-tokens N]                (GitHub, or the local fixture mirror when unreachable) and
                                        stream text from a model (default: a generated tiny one)
+  lint                                 cargo fmt --check, and clippy -D warnings on every target
+                                       (against the fixture mirror, as the build needs it)
   test [ARGS...]                       the whole test suite offline: prerequisites, fixture,
                                        mirror, then `cargo test --workspace ARGS`
   fixture [--aarch64]                  build (first run) or load the llama.cpp fixture and
@@ -29,8 +35,10 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bindings") => bindings_cmd::run(&args[1..]),
         Some("demo") => demo_cmd::run(&args[1..]),
         Some("test") => test_cmd::run(&args[1..]),
+        Some("lint") => lint_cmd::run(&args[1..]),
         Some("fixture") => fixture_cmd::run(&args[1..]),
         Some("mirror") => mirror_cmd::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

@@ -1,0 +1,79 @@
+//! `cargo xtask bindings [--check]`: the committed bindings of the pinned tag, one file per
+//! target under `bindings/`, which the build falls back to when libclang is missing.
+//!
+//! They are produced by the sys crate's own build script (with `DOCS_RS=1`, so nothing is
+//! downloaded), so they cannot drift from what a build with libclang generates. `--check`
+//! regenerates and fails if anything differs (CI runs it).
+
+use std::path::{Path, PathBuf};
+
+use crate::prereqs;
+use crate::world;
+
+/// Targets with committed bindings: those whose C headers this machine has (the host and the
+/// aarch64 cross sysroot).
+const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => return Err("bindings: usage: cargo xtask bindings [--check]".into()),
+    };
+    prereqs::ensure(&prereqs::BUILD.iter().chain(prereqs::CROSS).collect::<Vec<_>>())?;
+    let root = world::workspace_root();
+    let target_dir = world::fixture_cache_dir().with_file_name("bindings-target");
+    let mut stale = Vec::new();
+    for triple in TARGETS {
+        prereqs::ensure_rust_target(triple)?;
+        let fresh = generate(&root, &target_dir, triple)?;
+        let committed = root.join("bindings").join(format!("{triple}.rs"));
+        if check {
+            if std::fs::read(&committed).ok().as_deref() != Some(fresh.as_slice()) {
+                stale.push(committed.display().to_string());
+            }
+        } else {
+            std::fs::create_dir_all(committed.parent().unwrap()).map_err(|e| e.to_string())?;
+            std::fs::write(&committed, &fresh).map_err(|e| format!("{}: {e}", committed.display()))?;
+            eprintln!("bindings: wrote {}", committed.display());
+        }
+    }
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("committed bindings differ from a fresh run: {}\nhelp: run `cargo xtask bindings` and commit", stale.join(", ")))
+    }
+}
+
+fn generate(root: &Path, target_dir: &Path, triple: &str) -> Result<Vec<u8>, String> {
+    let out = world::cargo()
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "llama-prebuilt-sys", "--target", triple])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("DOCS_RS", "1")
+        .env_remove("LLAMA_PREBUILT_VERSION")
+        .env_remove("LLAMA_INCLUDE_DIR")
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("building llama-prebuilt-sys for {triple} failed:\n{stderr}"));
+    }
+    if stderr.contains("pre-generated bindings") {
+        return Err(format!("bindgen did not run for {triple} (libclang missing?):\n{stderr}"));
+    }
+    let file = newest_bindings(&target_dir.join(triple).join("debug").join("build"))
+        .ok_or_else(|| format!("no bindings.rs produced for {triple}"))?;
+    std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// The most recently written `llama-prebuilt-sys-*/out/bindings.rs` below `build`.
+fn newest_bindings(build: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(build)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("llama-prebuilt-sys-"))
+        .map(|e| e.path().join("out").join("bindings.rs"))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+}
