@@ -567,7 +567,9 @@ impl<'model> Context<'model> {
         Ok(())
     }
 
-    /// Removes every token that does not belong to sequence `seq_id`.
+    /// Removes every token that does not belong to sequence `seq_id`. (With `n_seq_max > 1`
+    /// each sequence has its own KV stream, and only tokens sharing `seq_id`'s stream are
+    /// affected.)
     pub fn seq_keep(&mut self, seq_id: i32) -> Result<()> {
         let seq = self.check_seq_id(seq_id)?;
         // SAFETY: checked sequence id, exclusively borrowed context.
