@@ -68,7 +68,10 @@ pub enum StopReason {
 ///   `max_tokens`, or when cancelled through [`Generator::cancel_handle`].
 /// - The prompt is decoded on the first call to `next`, continuing the sequence in the
 ///   context's memory (so a chat can go on from where the last turn ended).
-/// - The last sampled token (or the end-of-generation token) is not decoded into the memory.
+/// - Each generated token is decoded right after it is sampled, so when the generator stops,
+///   the sequence's memory holds the prompt followed by [`Generator::tokens`] (not the
+///   end-of-generation token). Only a cancellation that interrupts a decode, or an error,
+///   leaves the last token out.
 ///
 /// ```no_run
 /// use llama_prebuilt::{ContextParams, GenerateOptions, Model, ModelParams, Sampler};
@@ -92,8 +95,6 @@ pub struct Generator<'a, 'model> {
     cancel: CancelHandle,
     /// Prompt not yet decoded (taken on the first step).
     prompt: Option<Vec<Token>>,
-    /// The sampled token that still has to be decoded before the next sample.
-    pending: Option<Token>,
     next_pos: i32,
     tokens: Vec<Token>,
     /// Bytes of an incomplete UTF-8 character.
@@ -134,7 +135,6 @@ impl<'a, 'model> Generator<'a, 'model> {
             options,
             cancel,
             prompt: Some(prompt.to_vec()),
-            pending: None,
             next_pos: 0,
             tokens: Vec::new(),
             partial: Vec::new(),
@@ -206,8 +206,6 @@ impl<'a, 'model> Generator<'a, 'model> {
     fn step(&mut self) -> Result<Option<String>> {
         if let Some(prompt) = self.prompt.take() {
             self.decode_prompt(prompt)?;
-        } else if let Some(token) = self.pending.take() {
-            self.decode_one(token)?;
         }
         if self.cancel.is_cancelled() {
             return Ok(self.finish(StopReason::Cancelled));
@@ -224,11 +222,9 @@ impl<'a, 'model> Generator<'a, 'model> {
         let piece = model.token_piece(token, false)?;
         self.partial.extend_from_slice(&piece);
         self.take_complete_utf8();
+        self.decode_one(token)?;
         if let Some(text) = self.check_stop_strings() {
             return Ok(Some(text));
-        }
-        if self.tokens.len() < self.options.max_tokens {
-            self.pending = Some(token);
         }
         Ok(Some(self.releasable()))
     }
@@ -306,7 +302,6 @@ impl<'a, 'model> Generator<'a, 'model> {
     fn set_finished(&mut self, reason: StopReason) {
         self.stop = Some(reason);
         self.finished = true;
-        self.pending = None;
     }
 }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use common::{model_bytes, temp_file, tiny_model};
 use llama_prebuilt::gguf::GgufError;
 use llama_prebuilt::{looks_like_gguf, Error, LoadMode, Model, ModelParams, Token, TokenAttrs};
-use llama_prebuilt_test_support::gguf::{self, TinyModelSpec, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB};
+use llama_prebuilt_test_support::gguf::{
+    self, TinyModelSpec, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB,
+};
 
 #[test]
 fn metadata_and_hyperparameters() {
@@ -24,13 +26,21 @@ fn metadata_and_hyperparameters() {
     assert_eq!(model.n_params(), spec.n_params());
     assert!(model.size() > 0);
     assert!(!model.has_encoder() && !model.is_recurrent() && !model.is_vocab_only());
-    assert!(model.description().starts_with("llama"), "{}", model.description());
+    assert!(
+        model.description().starts_with("llama"),
+        "{}",
+        model.description()
+    );
     assert_eq!(model.meta("general.architecture").as_deref(), Some("llama"));
     assert_eq!(model.meta("llama.block_count").as_deref(), Some("2"));
     assert_eq!(model.meta("no.such.key"), None);
     assert_eq!(model.meta("bad\0key"), None);
     let all = model.metadata();
-    assert!(all.iter().any(|(k, v)| k == "llama.embedding_length" && v == "64"), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|(k, v)| k == "llama.embedding_length" && v == "64"),
+        "{all:?}"
+    );
     // A long value (the chat template) comes back whole.
     let template = model.meta("tokenizer.chat_template").unwrap();
     assert_eq!(template, gguf::DEFAULT_CHAT_TEMPLATE);
@@ -44,49 +54,90 @@ fn vocabulary() {
     assert_eq!(model.token_eos(), Some(Token(EOS_ID)));
     assert!(model.adds_bos());
     assert!(model.is_eog(Token(EOS_ID)));
-    assert!(model.is_eog(Token(IM_END_ID)), "<|im_end|> ends generation by its name");
+    assert!(
+        model.is_eog(Token(IM_END_ID)),
+        "<|im_end|> ends generation by its name"
+    );
     assert!(!model.is_eog(Token(b'a' as i32)));
     assert!(!model.is_eog(Token(-1)) && !model.is_eog(Token(N_VOCAB as i32)));
     assert!(model.is_control(Token(IM_START_ID)));
     assert!(!model.is_control(Token(65)));
-    assert!(model.token_attrs(Token(BOS_ID)).unwrap().contains(TokenAttrs::CONTROL));
-    assert!(model.token_attrs(Token(65)).unwrap().contains(TokenAttrs::NORMAL));
+    assert!(model
+        .token_attrs(Token(BOS_ID))
+        .unwrap()
+        .contains(TokenAttrs::CONTROL));
+    assert!(model
+        .token_attrs(Token(65))
+        .unwrap()
+        .contains(TokenAttrs::NORMAL));
     assert_eq!(model.token_text(Token(b' ' as i32)).unwrap(), "Ġ");
-    assert_eq!(model.token_text(Token(IM_START_ID)).unwrap(), "<|im_start|>");
+    assert_eq!(
+        model.token_text(Token(IM_START_ID)).unwrap(),
+        "<|im_start|>"
+    );
     assert_eq!(model.token_piece(Token(b' ' as i32), false).unwrap(), b" ");
     assert_eq!(model.token_piece(Token(0xc3), false).unwrap(), [0xc3]);
     assert_eq!(model.token_piece(Token(EOS_ID), false).unwrap(), b"");
     assert_eq!(model.token_piece(Token(EOS_ID), true).unwrap(), b"</s>");
     for bad in [Token(-1), Token(N_VOCAB as i32), Token(i32::MAX)] {
-        assert!(matches!(model.token_piece(bad, false), Err(Error::TokenOutOfVocab { token, n_vocab }) if token == bad && n_vocab == N_VOCAB));
+        assert!(
+            matches!(model.token_piece(bad, false), Err(Error::TokenOutOfVocab { token, n_vocab }) if token == bad && n_vocab == N_VOCAB)
+        );
         assert!(model.token_text(bad).is_err());
         assert!(model.token_attrs(bad).is_err());
-        assert!(matches!(model.detokenize(&[Token(65), bad]), Err(Error::TokenOutOfVocab { .. })));
+        assert!(matches!(
+            model.detokenize(&[Token(65), bad]),
+            Err(Error::TokenOutOfVocab { .. })
+        ));
     }
 }
 
 #[test]
 fn tokenizer_round_trips_and_keeps_special_text_plain_by_default() {
     let model = tiny_model();
-    for text in ["héllo wörld 🦙 日本語", " spaces  ", "tabs\tand\nnewlines\r\n", "", "nul\0byte"] {
+    for text in [
+        "héllo wörld 🦙 日本語",
+        " spaces  ",
+        "tabs\tand\nnewlines\r\n",
+        "",
+        "nul\0byte",
+    ] {
         let tokens = model.tokenize(text, false).unwrap();
         assert_eq!(model.detokenize(&tokens).unwrap(), text);
         let with_bos = model.tokenize(text, true).unwrap();
         assert_eq!(with_bos[0], Token(BOS_ID));
         assert_eq!(&with_bos[1..], &tokens[..]);
-        let bytes: Vec<u8> = tokens.iter().flat_map(|&t| model.token_piece(t, false).unwrap()).collect();
+        let bytes: Vec<u8> = tokens
+            .iter()
+            .flat_map(|&t| model.token_piece(t, false).unwrap())
+            .collect();
         assert_eq!(bytes, text.as_bytes());
     }
     let marked = "<|im_start|>user";
     let plain = model.tokenize(marked, false).unwrap();
-    assert!(!plain.contains(&Token(IM_START_ID)), "parse_special is off by default: {plain:?}");
+    assert!(
+        !plain.contains(&Token(IM_START_ID)),
+        "parse_special is off by default: {plain:?}"
+    );
     let special = model.tokenize_special(marked, false).unwrap();
     assert_eq!(special[0], Token(IM_START_ID));
-    assert_eq!(model.detokenize_bytes(&special, false, true).unwrap(), marked.as_bytes());
-    assert_eq!(model.detokenize(&special).unwrap(), "user", "control tokens render as nothing");
+    assert_eq!(
+        model.detokenize_bytes(&special, false, true).unwrap(),
+        marked.as_bytes()
+    );
+    assert_eq!(
+        model.detokenize(&special).unwrap(),
+        "user",
+        "control tokens render as nothing"
+    );
     // Long text grows the output buffer.
     let long = "abc ".repeat(5000);
-    assert_eq!(model.detokenize(&model.tokenize(&long, false).unwrap()).unwrap(), long);
+    assert_eq!(
+        model
+            .detokenize(&model.tokenize(&long, false).unwrap())
+            .unwrap(),
+        long
+    );
 }
 
 #[test]
@@ -113,12 +164,21 @@ fn a_file_that_is_not_gguf_is_rejected_before_llama_sees_it() {
         let (_dir, path) = temp_file(name, &bytes);
         let err = Model::load(&path, &ModelParams::default()).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidGguf { source: GgufError::BadMagic { .. } | GgufError::UnsupportedVersion { .. }, .. }),
+            matches!(
+                err,
+                Error::InvalidGguf {
+                    source: GgufError::BadMagic { .. } | GgufError::UnsupportedVersion { .. },
+                    ..
+                }
+            ),
             "{name}: {err:?}"
         );
     }
     let err = Model::load(std::env::temp_dir(), &ModelParams::default()).unwrap_err();
-    assert!(matches!(err, Error::Io { .. } | Error::InvalidGguf { .. }), "a directory: {err:?}");
+    assert!(
+        matches!(err, Error::Io { .. } | Error::InvalidGguf { .. }),
+        "a directory: {err:?}"
+    );
 }
 
 #[test]
@@ -147,7 +207,13 @@ fn truncated_gguf_files_are_errors_not_crashes() {
         );
         if cut < data_start {
             assert!(
-                matches!(err, Error::InvalidGguf { source: GgufError::Truncated { .. } | GgufError::TensorOutOfBounds { .. }, .. }),
+                matches!(
+                    err,
+                    Error::InvalidGguf {
+                        source: GgufError::Truncated { .. } | GgufError::TensorOutOfBounds { .. },
+                        ..
+                    }
+                ),
                 "cut at {cut}: {err:?}"
             );
         }
@@ -174,13 +240,22 @@ fn a_gguf_llama_refuses_reports_llamas_message() {
 #[test]
 fn load_modes_and_vocab_only() {
     let path = gguf::tiny_model();
-    let read = Model::load(&path, &ModelParams::default().load_mode(LoadMode::Read).n_gpu_layers(0)).unwrap();
+    let read = Model::load(
+        &path,
+        &ModelParams::default()
+            .load_mode(LoadMode::Read)
+            .n_gpu_layers(0),
+    )
+    .unwrap();
     assert_eq!(read.n_params(), tiny_model().n_params());
     let vocab = Model::load(&path, &ModelParams::default().vocab_only(true)).unwrap();
     assert!(vocab.is_vocab_only());
     assert_eq!(vocab.tokenize("hi", false).unwrap().len(), 2);
     let err = vocab.new_context(&common::small_ctx()).unwrap_err();
-    assert!(matches!(err, Error::InvalidParam { name: "model", .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::InvalidParam { name: "model", .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -204,7 +279,9 @@ fn progress_callback_reports_and_can_cancel() {
 fn a_panicking_progress_callback_unwinds_in_rust_not_c() {
     let path = gguf::tiny_model();
     let params = ModelParams::default().progress_callback(|_| panic!("progress exploded"));
-    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Model::load(&path, &params))).unwrap_err();
+    let payload =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Model::load(&path, &params)))
+            .unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"progress exploded"));
     // Everything still works afterwards.
     assert!(Model::load(&path, &ModelParams::default()).is_ok());
