@@ -50,16 +50,23 @@ impl Context<'_> {
         }
     }
 
-    /// The embedding of the token at batch index `index` of the last decode (contexts that
-    /// compute embeddings output every token).
+    /// The embedding of the token at batch index `index` of the last decode, in a context
+    /// created with embeddings and [`Pooling::None`] (contexts that compute embeddings output
+    /// every token).
     ///
     /// # Failure
-    /// [`Error::EmbeddingsUnavailable`] if the context computes no embeddings,
-    /// [`Error::NoOutput`] for an index that was not in the last batch.
+    /// [`Error::EmbeddingsUnavailable`] if the context computes no embeddings or pools them
+    /// (llama.cpp then keeps only the pooled vectors), [`Error::NoOutput`] for an index that
+    /// was not in the last batch.
     pub fn embeddings_ith(&self, index: usize) -> Result<&[f32]> {
         if !self.embeddings_enabled() {
             return Err(Error::EmbeddingsUnavailable {
                 reason: "the context was created without embeddings",
+            });
+        }
+        if self.pooling() != Pooling::None {
+            return Err(Error::EmbeddingsUnavailable {
+                reason: "the context pools embeddings (create it with Pooling::None for per-token embeddings)",
             });
         }
         let i = self.check_output(index)?;

@@ -1,0 +1,305 @@
+//! Parity with llama.cpp itself: `test-support/c/reference.c`, a C program written straight
+//! against `llama.h`, is compiled against the same libraries this crate links
+//! (`llama_prebuilt_sys::LIB_DIR`, headers from the repository's `vendor-headers/`) and run on
+//! the same model. Greedy generation through [`Generator`] must yield exactly its tokens, and
+//! mean-pooled embeddings must match its output to 1e-5.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use llama_prebuilt::{
+    ChatMessage, ContextParams, GenerateOptions, Model, ModelParams, Pooling, Sampler, Token,
+};
+use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
+
+const THREADS: u32 = 2;
+
+/// Compiles reference.c once per test process into this test's temporary directory.
+fn reference_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let source = repo.join("test-support").join("c").join("reference.c");
+        let headers = repo.join("vendor-headers");
+        let lib_dir = Path::new(llama_prebuilt::sys::LIB_DIR);
+        let exe = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("parity-reference-{}", std::process::id()));
+        let mut cc = Command::new(std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc")));
+        cc.args(["-std=c11", "-O2", "-Wall"])
+            .arg("-I")
+            .arg(&headers)
+            .arg(&source)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(lib_dir)
+            .args(["-lllama", "-lggml", "-lggml-base"]);
+        let mut rpath = OsString::from("-Wl,-rpath,");
+        rpath.push(lib_dir);
+        cc.arg(rpath);
+        let out = cc.output().expect("cannot run the C compiler (cc, or $CC)");
+        assert!(
+            out.status.success(),
+            "compiling reference.c failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        exe
+    })
+}
+
+struct Reference {
+    stdout: String,
+}
+
+impl Reference {
+    fn run(model: &Path, prompt: &str, n_predict: usize, extra: &[&str]) -> Self {
+        let out = Command::new(reference_exe())
+            .arg(model)
+            .arg(prompt)
+            .arg(n_predict.to_string())
+            .arg("--lib-dir")
+            .arg(llama_prebuilt::sys::LIB_DIR)
+            .args(["--threads", &THREADS.to_string()])
+            .args(extra)
+            .output()
+            .expect("run the reference program");
+        let stdout = String::from_utf8(out.stdout).expect("ASCII output");
+        assert!(
+            out.status.success(),
+            "reference failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Reference { stdout }
+    }
+
+    fn line(&self, key: &str) -> &str {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no `{key}` line in:\n{}", self.stdout))
+    }
+
+    fn tokens(&self) -> Vec<Token> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("tok "))
+            .map(|t| Token(t.parse().unwrap()))
+            .collect()
+    }
+
+    fn ids(&self, key: &str) -> Vec<Token> {
+        self.line(key)
+            .split_whitespace()
+            .map(|t| Token(t.parse().unwrap()))
+            .collect()
+    }
+
+    fn hex(&self, key: &str) -> Vec<u8> {
+        let s = self.line(key);
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn floats(&self, key: &str) -> Vec<f32> {
+        self.line(key)
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    }
+}
+
+fn load(path: &Path) -> Model {
+    Model::load(path, &ModelParams::default().n_gpu_layers(0)).unwrap()
+}
+
+/// Greedy generation with the reference program's context setup (n_ctx = prompt +
+/// n_predict, n_batch = n_ubatch = prompt length, same thread count).
+fn generate(model: &Model, prompt: &str, n_predict: usize) -> (Vec<Token>, String) {
+    let tokens = model.tokenize(prompt, true).unwrap();
+    let n = tokens.len() as u32;
+    let params = ContextParams::default()
+        .n_ctx(n + n_predict as u32)
+        .n_batch(n)
+        .n_ubatch(n)
+        .n_threads(THREADS);
+    let mut ctx = model.new_context(&params).unwrap();
+    let mut sampler = Sampler::chain().greedy();
+    let mut gen = ctx.generate(
+        &tokens,
+        &mut sampler,
+        GenerateOptions::default().max_tokens(n_predict),
+    );
+    let text = gen.collect_text().unwrap();
+    (gen.tokens().to_vec(), text)
+}
+
+#[test]
+fn greedy_generation_matches_the_c_reference_token_for_token() {
+    let path = gguf::tiny_model();
+    let model = load(&path);
+    let mut total = 0;
+    for (prompt, n_predict) in [
+        ("Hello, world", 32),
+        ("The quick brown fox jumps over the lazy dog.", 48),
+        ("héllo wörld 🦙", 16),
+        ("x", 64),
+    ] {
+        let reference = Reference::run(&path, prompt, n_predict, &[]);
+        let expected = reference.tokens();
+        assert_eq!(
+            expected.len(),
+            n_predict,
+            "the reference generated fewer tokens"
+        );
+        let (tokens, text) = generate(&model, prompt, n_predict);
+        assert_eq!(tokens, expected, "prompt {prompt:?}");
+        assert_eq!(
+            text,
+            String::from_utf8_lossy(&reference.hex("text")),
+            "prompt {prompt:?}"
+        );
+        total += tokens.len();
+    }
+    eprintln!("parity: {total} greedy tokens identical to the C reference");
+}
+
+#[test]
+fn parity_holds_for_other_model_shapes() {
+    for (name, spec) in [
+        (
+            "f16",
+            TinyModelSpec {
+                f16_weights: true,
+                ..TinyModelSpec::tiny()
+            },
+        ),
+        (
+            "mha",
+            TinyModelSpec {
+                n_layer: 3,
+                n_head: 8,
+                n_head_kv: 8,
+                n_embd: 128,
+                n_ff: 256,
+                seed: 99,
+                ..TinyModelSpec::tiny()
+            },
+        ),
+    ] {
+        let path = gguf::cached_model(&spec).unwrap();
+        let model = load(&path);
+        let reference = Reference::run(&path, "Parity check", 24, &[]);
+        let (tokens, _) = generate(&model, "Parity check", 24);
+        assert_eq!(tokens, reference.tokens(), "{name}");
+    }
+}
+
+#[test]
+fn mean_pooled_embeddings_match_the_c_reference() {
+    let path = gguf::tiny_model();
+    let model = load(&path);
+    let mut worst = 0f32;
+    for prompt in [
+        "héllo wörld",
+        "a different sentence",
+        "The quick brown fox jumps over the lazy dog.",
+    ] {
+        let expected = Reference::run(&path, prompt, 0, &["--embed"]).floats("emb");
+        assert_eq!(expected.len(), model.n_embd() as usize);
+        let tokens = model.tokenize(prompt, true).unwrap();
+        let n = tokens.len() as u32;
+        let params = ContextParams::default()
+            .n_ctx(n)
+            .n_batch(n)
+            .n_ubatch(n)
+            .n_threads(THREADS)
+            .embeddings(true)
+            .pooling(Pooling::Mean);
+        let mut ctx = model.new_context(&params).unwrap();
+        let got = ctx.embed(&tokens).unwrap();
+        assert_eq!(got.len(), expected.len());
+        let diff = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-5, "{prompt:?}: max difference {diff}");
+        worst = worst.max(diff);
+
+        // Per-token embeddings (from a context that does not pool) average to the pooled one.
+        assert!(
+            ctx.embeddings_ith(0).is_err(),
+            "a pooling context keeps only pooled vectors"
+        );
+        let mut per_token = model
+            .new_context(&params.clone().pooling(Pooling::None))
+            .unwrap();
+        per_token
+            .decode(&llama_prebuilt::Batch::for_sequence(&tokens, 0, 0).unwrap())
+            .unwrap();
+        assert!(
+            per_token.embeddings_seq(0).is_err(),
+            "no pooled vector without pooling"
+        );
+        let mut mean = vec![0f32; got.len()];
+        for i in 0..tokens.len() {
+            for (m, v) in mean.iter_mut().zip(per_token.embeddings_ith(i).unwrap()) {
+                *m += v / tokens.len() as f32;
+            }
+        }
+        let diff = mean
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff <= 1e-4,
+            "{prompt:?}: mean of per-token embeddings differs by {diff}"
+        );
+    }
+    eprintln!("parity: pooled embeddings within {worst:e} of the C reference");
+}
+
+#[test]
+fn tokenizer_and_chat_template_match_the_c_reference() {
+    let path = gguf::tiny_model();
+    let model = load(&path);
+    for text in [
+        "héllo wörld 🦙 日本語",
+        "<s> and <|im_end|> are plain text",
+        " the them then",
+    ] {
+        let reference = Reference::run(&path, text, 0, &["--roundtrip"]);
+        assert_eq!(
+            model.tokenize(text, false).unwrap(),
+            reference.ids("tokens")
+        );
+        assert_eq!(
+            model.tokenize(text, true).unwrap(),
+            reference.ids("tokens_bos")
+        );
+        let reference_text = reference.hex("text");
+        assert_eq!(
+            model
+                .detokenize_bytes(&reference.ids("tokens"), false, false)
+                .unwrap(),
+            reference_text
+        );
+    }
+    let reference = Reference::run(&path, "Hi there", 0, &["--chat"]);
+    let ours = model
+        .chat_template()
+        .unwrap()
+        .apply(&[ChatMessage::user("Hi there")], true)
+        .unwrap();
+    assert_eq!(ours.as_bytes(), reference.hex("chat"));
+}
