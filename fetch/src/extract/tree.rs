@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::hashing::Sha256;
 
 use super::entry_path::{check_link_target, RelPath, MAX_COMPONENTS};
 use super::{EntryKind, ExtractError, ExtractedEntry, Limits};
@@ -328,7 +328,7 @@ impl<'a> Tree<'a> {
             out.write_all(&self.buf[..n])
                 .map_err(Self::io_err(disk.to_path_buf()))?;
         }
-        Ok((size, hex::encode(hasher.finalize())))
+        Ok((size, hasher.finish_hex()))
     }
 
     fn add_total(&mut self, n: u64) -> Result<(), ExtractError> {
