@@ -20,7 +20,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         [flag] if flag == "--check" => true,
         _ => return Err("bindings: usage: cargo xtask bindings [--check]".into()),
     };
-    prereqs::ensure(&prereqs::BUILD.iter().chain(prereqs::CROSS).collect::<Vec<_>>())?;
+    prereqs::ensure(
+        &prereqs::BUILD
+            .iter()
+            .chain(prereqs::CROSS)
+            .collect::<Vec<_>>(),
+    )?;
     let root = world::workspace_root();
     let target_dir = world::fixture_cache_dir().with_file_name("bindings-target");
     let mut stale = Vec::new();
@@ -34,7 +39,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             }
         } else {
             std::fs::create_dir_all(committed.parent().unwrap()).map_err(|e| e.to_string())?;
-            std::fs::write(&committed, &fresh).map_err(|e| format!("{}: {e}", committed.display()))?;
+            std::fs::write(&committed, &fresh)
+                .map_err(|e| format!("{}: {e}", committed.display()))?;
             eprintln!("bindings: wrote {}", committed.display());
         }
     }
@@ -48,7 +54,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 fn generate(root: &Path, target_dir: &Path, triple: &str) -> Result<Vec<u8>, String> {
     let out = world::cargo()
         .current_dir(root)
-        .args(["build", "--quiet", "-p", "llama-prebuilt-sys", "--target", triple])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "llama-prebuilt-sys",
+            "--target",
+            triple,
+        ])
         .env("CARGO_TARGET_DIR", target_dir)
         .env("DOCS_RS", "1")
         .env_remove("LLAMA_PREBUILT_VERSION")
@@ -57,10 +70,14 @@ fn generate(root: &Path, target_dir: &Path, triple: &str) -> Result<Vec<u8>, Str
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(format!("building llama-prebuilt-sys for {triple} failed:\n{stderr}"));
+        return Err(format!(
+            "building llama-prebuilt-sys for {triple} failed:\n{stderr}"
+        ));
     }
     if stderr.contains("pre-generated bindings") {
-        return Err(format!("bindgen did not run for {triple} (libclang missing?):\n{stderr}"));
+        return Err(format!(
+            "bindgen did not run for {triple} (libclang missing?):\n{stderr}"
+        ));
     }
     let file = newest_bindings(&target_dir.join(triple).join("debug").join("build"))
         .ok_or_else(|| format!("no bindings.rs produced for {triple}"))?;
@@ -72,7 +89,11 @@ fn newest_bindings(build: &Path) -> Option<PathBuf> {
     std::fs::read_dir(build)
         .ok()?
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("llama-prebuilt-sys-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("llama-prebuilt-sys-")
+        })
         .map(|e| e.path().join("out").join("bindings.rs"))
         .filter(|p| p.is_file())
         .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
