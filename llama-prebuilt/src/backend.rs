@@ -25,7 +25,7 @@ use crate::{abi, ffi, logging};
 ///    directory the build staged the libraries in;
 /// 4. fails with [`Error::NoBackendDevices`] if no device registered.
 ///
-/// ```no_run
+/// ```
 /// let backend = llama_prebuilt::Backend::init()?;
 /// for device in backend.devices() {
 ///     println!("{} ({:?}): {}", device.name, device.kind, device.description);

@@ -83,9 +83,10 @@ impl ChatMessage {
 /// recognises the templates it supports by their content
 /// (see llama.cpp's "Templates supported by llama_chat_apply_template").
 ///
-/// ```no_run
+/// ```
 /// # use llama_prebuilt::{ChatMessage, Model, ModelParams};
-/// # let model = Model::load("model.gguf", &ModelParams::default())?;
+/// # let path = llama_prebuilt_test_support::gguf::tiny_model();
+/// # let model = Model::load(&path, &ModelParams::default())?;
 /// let template = model.chat_template().expect("the model has a chat template");
 /// let prompt = template.apply(&[ChatMessage::user("Hi!")], true)?;
 /// let tokens = model.tokenize_special(&prompt, true)?;

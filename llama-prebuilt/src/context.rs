@@ -188,10 +188,11 @@ unsafe extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
 /// Everything that changes its state takes `&mut self`, so outputs borrowed from it (logits,
 /// embeddings) cannot be held across a decode. It borrows the model and cannot outlive it.
 ///
-/// ```no_run
+/// ```
 /// use llama_prebuilt::{Batch, ContextParams, Model, ModelParams};
 ///
-/// let model = Model::load("model.gguf", &ModelParams::default())?;
+/// # let path = llama_prebuilt_test_support::gguf::tiny_model();
+/// let model = Model::load(&path, &ModelParams::default())?;
 /// let mut ctx = model.new_context(&ContextParams::default().n_ctx(1024))?;
 /// let tokens = model.tokenize("Hello", true)?;
 /// ctx.decode(&Batch::for_sequence(&tokens, 0, 0)?)?;

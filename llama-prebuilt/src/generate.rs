@@ -73,10 +73,11 @@ pub enum StopReason {
 ///   end-of-generation token). Only a cancellation that interrupts a decode, or an error,
 ///   leaves the last token out.
 ///
-/// ```no_run
+/// ```
 /// use llama_prebuilt::{ContextParams, GenerateOptions, Model, ModelParams, Sampler};
 ///
-/// let model = Model::load("model.gguf", &ModelParams::default())?;
+/// # let path = llama_prebuilt_test_support::gguf::tiny_model();
+/// let model = Model::load(&path, &ModelParams::default())?;
 /// let mut ctx = model.new_context(&ContextParams::default())?;
 /// let mut sampler = Sampler::chain().greedy();
 /// let prompt = model.tokenize("Once upon a time", true)?;

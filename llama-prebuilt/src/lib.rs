@@ -22,10 +22,11 @@
 //! batch sizes, grammars and files are rejected before llama.cpp sees them, and panics in
 //! callbacks never unwind into C.
 //!
-//! ```no_run
+//! ```
 //! use llama_prebuilt::{ContextParams, GenerateOptions, Model, ModelParams, Sampler};
 //!
-//! let model = Model::load("model.gguf", &ModelParams::default())?;
+//! # let path = llama_prebuilt_test_support::gguf::tiny_model();
+//! let model = Model::load(&path, &ModelParams::default())?;
 //! let mut ctx = model.new_context(&ContextParams::default().n_ctx(2048))?;
 //! let mut sampler = Sampler::chain().top_k(40).temperature(0.8).dist(1234);
 //! let prompt = model.tokenize("The capital of France is", true)?;

@@ -56,10 +56,11 @@ impl RawModel {
 /// A loaded model: weights, hyperparameters, vocabulary and metadata. `Send + Sync`: share
 /// one model between threads and create a [`Context`] per thread.
 ///
-/// ```no_run
+/// ```
 /// use llama_prebuilt::{Model, ModelParams};
 ///
-/// let model = Model::load("model.gguf", &ModelParams::default())?;
+/// # let path = llama_prebuilt_test_support::gguf::tiny_model();
+/// let model = Model::load(&path, &ModelParams::default())?;
 /// println!("{} ({} parameters)", model.description(), model.n_params());
 /// # Ok::<(), llama_prebuilt::Error>(())
 /// ```

@@ -40,9 +40,10 @@ impl Default for Penalties {
 /// ([`Sampler::greedy`] or [`Sampler::dist`]); [`Sampler::sample`] runs the chain over a
 /// context's logits and *accepts* the chosen token (updating penalties, grammar state).
 ///
-/// ```no_run
+/// ```
 /// # use llama_prebuilt::{Model, ModelParams, Sampler};
-/// # let model = Model::load("model.gguf", &ModelParams::default())?;
+/// # let path = llama_prebuilt_test_support::gguf::tiny_model();
+/// # let model = Model::load(&path, &ModelParams::default())?;
 /// let creative = Sampler::chain().top_k(40).top_p(0.95, 1).temperature(0.8).dist(42);
 /// let deterministic = Sampler::chain().greedy();
 /// let yes_no = Sampler::chain()

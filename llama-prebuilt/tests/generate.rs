@@ -189,7 +189,7 @@ fn cancellation_stops_generation() {
     );
     let handle = gen.cancel_handle();
     let mut n = 0;
-    while let Some(chunk) = gen.next() {
+    for chunk in gen.by_ref() {
         chunk.unwrap();
         n += 1;
         if n == 3 {
