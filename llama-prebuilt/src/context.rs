@@ -429,8 +429,10 @@ impl<'model> Context<'model> {
                 n_batch: self.n_batch,
             });
         }
-        if !self.model.causal_attention() && batch.len() > self.n_ubatch as usize {
-            // llama.cpp asserts this for non-causal models (it would abort the process).
+        // llama.cpp asserts this for non-causal models (it would abort the process), and with
+        // pooled embeddings it pools each ubatch separately (the result would be wrong).
+        let pooled = self.embeddings && self.pooling != Pooling::None;
+        if (pooled || !self.model.causal_attention()) && batch.len() > self.n_ubatch as usize {
             return Err(Error::BatchTooLarge {
                 n_tokens: batch.len(),
                 n_batch: self.n_ubatch,
@@ -450,7 +452,8 @@ impl<'model> Context<'model> {
     ///
     /// # Failure
     /// Checked before llama.cpp sees the batch: [`Error::InvalidBatch`] (empty),
-    /// [`Error::BatchTooLarge`] (more than `n_batch` tokens), [`Error::TokenOutOfVocab`],
+    /// [`Error::BatchTooLarge`] (more than `n_batch` tokens; more than `n_ubatch` for pooled
+    /// embeddings or a non-causal model), [`Error::TokenOutOfVocab`],
     /// [`Error::SeqIdOutOfRange`]. From `llama_decode`, as `llama.h` documents its return
     /// codes: 1 → [`Error::NoKvSlot`], 2 → [`Error::Aborted`], -1 →
     /// [`Error::DecodeInvalidInput`] (e.g. positions that do not continue the sequence),

@@ -83,8 +83,8 @@ impl Context<'_> {
 
     /// Embeds one text given as tokens: clears the memory, decodes `tokens` as sequence 0 and
     /// returns a copy of its pooled embedding. The context needs embeddings and pooling (e.g.
-    /// `ContextParams::default().embeddings(true).pooling(Pooling::Mean)`) and an `n_batch`
-    /// (and, for non-causal models, `n_ubatch`) of at least `tokens.len()`.
+    /// `ContextParams::default().embeddings(true).pooling(Pooling::Mean)`) whose `n_batch`
+    /// and `n_ubatch` are at least `tokens.len()` (llama.cpp pools within one ubatch).
     pub fn embed(&mut self, tokens: &[Token]) -> Result<Vec<f32>> {
         self.clear_memory();
         self.decode(&Batch::for_sequence(tokens, 0, 0)?)?;

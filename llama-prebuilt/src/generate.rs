@@ -54,6 +54,8 @@ pub enum StopReason {
     StopString(String),
     /// Cancelled through a [`CancelHandle`].
     Cancelled,
+    /// The context's memory is full: the last token (returned) could not be decoded.
+    ContextFull,
     /// An error was returned.
     Error,
 }
@@ -65,13 +67,14 @@ pub enum StopReason {
 ///   gets U+FFFD for them).
 /// - Generation stops at an end-of-generation token, at a stop string (text that might be the
 ///   beginning of a stop string is held back until it is clear it is not), after
-///   `max_tokens`, or when cancelled through [`Generator::cancel_handle`].
+///   `max_tokens`, when the context is full, or when cancelled through
+///   [`Generator::cancel_handle`].
 /// - The prompt is decoded on the first call to `next`, continuing the sequence in the
 ///   context's memory (so a chat can go on from where the last turn ended).
 /// - Each generated token is decoded right after it is sampled, so when the generator stops,
 ///   the sequence's memory holds the prompt followed by [`Generator::tokens`] (not the
-///   end-of-generation token). Only a cancellation that interrupts a decode, or an error,
-///   leaves the last token out.
+///   end-of-generation token). Only a cancellation that interrupts a decode, a full context
+///   ([`StopReason::ContextFull`]) or an error leaves the last token out.
 ///
 /// ```
 /// use llama_prebuilt::{ContextParams, GenerateOptions, Model, ModelParams, Sampler};
@@ -223,9 +226,16 @@ impl<'a, 'model> Generator<'a, 'model> {
         let piece = model.token_piece(token, false)?;
         self.partial.extend_from_slice(&piece);
         self.take_complete_utf8();
-        self.decode_one(token)?;
+        let context_full = match self.decode_one(token) {
+            Ok(()) => false,
+            Err(Error::NoKvSlot) => true,
+            Err(e) => return Err(e),
+        };
         if let Some(text) = self.check_stop_strings() {
             return Ok(Some(text));
+        }
+        if context_full {
+            return Ok(self.finish(StopReason::ContextFull));
         }
         Ok(Some(self.releasable()))
     }

@@ -125,6 +125,22 @@ fn embeddings_need_an_embeddings_context() {
         Err(Error::SeqIdOutOfRange { .. })
     ));
 
+    // Pooling needs the whole batch in one ubatch (llama.cpp would pool each ubatch).
+    let mut small = model
+        .new_context(
+            &small_ctx()
+                .n_ubatch(4)
+                .embeddings(true)
+                .pooling(Pooling::Mean),
+        )
+        .unwrap();
+    let long = model.tokenize("the quick brown fox jumps", true).unwrap();
+    assert!(matches!(
+        small.embed(&long),
+        Err(Error::BatchTooLarge { n_batch: 4, .. })
+    ));
+    assert!(small.embed(&long[..4]).is_ok());
+
     // Several sequences in one batch, each pooled separately.
     let mut multi = model
         .new_context(

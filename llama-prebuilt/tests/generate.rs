@@ -291,3 +291,34 @@ fn long_prompts_are_decoded_in_n_batch_pieces() {
     gen.collect_text().unwrap();
     assert_eq!(gen.tokens().len(), 3);
 }
+
+#[test]
+fn a_full_context_ends_generation_with_the_text_so_far() {
+    let model = tiny_model();
+    let mut ctx = model
+        .new_context(&small_ctx().n_ctx(256).n_batch(256).n_ubatch(256))
+        .unwrap();
+    assert_eq!(ctx.n_ctx(), 256);
+    let prompt = vec![Token(b'a' as i32); 250];
+    let mut sampler = Sampler::chain().greedy();
+    let mut gen = ctx.generate(
+        &prompt,
+        &mut sampler,
+        GenerateOptions::default().max_tokens(100),
+    );
+    let text = gen.collect_text().unwrap();
+    assert_eq!(gen.stop_reason(), Some(&StopReason::ContextFull));
+    assert_eq!(
+        gen.tokens().len(),
+        256 - 250 + 1,
+        "the last token is returned but not decoded"
+    );
+    let bytes: Vec<u8> = gen
+        .tokens()
+        .iter()
+        .flat_map(|&t| model.token_piece(t, false).unwrap())
+        .collect();
+    assert_eq!(text, String::from_utf8_lossy(&bytes));
+    drop(gen);
+    assert_eq!(ctx.seq_pos_max(0).unwrap(), Some(255));
+}

@@ -10,8 +10,13 @@ fn the_loaded_library_directory_is_found_at_run_time() {
     unsafe { std::env::remove_var("LLAMA_LIB_DIR") };
     let backend = Backend::init().unwrap();
     assert_eq!(backend.lib_dir_source(), LibDirSource::LoadedLibrary);
-    // The binary's rpath points at the staged directory of the build.
-    let staged = std::fs::canonicalize(llama_prebuilt::sys::LIB_DIR).unwrap();
-    assert_eq!(std::fs::canonicalize(backend.lib_dir()).unwrap(), staged);
+    // Wherever the loader found it (the staged build directory, a copy next to the binary),
+    // the directory holds the llama library and its backends registered from there.
+    let has_llama = std::fs::read_dir(backend.lib_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("libllama"));
+    assert!(has_llama, "{}", backend.lib_dir().display());
+    assert!(backend.lib_dir().is_absolute());
     assert!(!backend.devices().is_empty());
 }
