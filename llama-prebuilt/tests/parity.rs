@@ -4,6 +4,9 @@
 //! the same model. Greedy generation through [`Generator`] must yield exactly its tokens, and
 //! mean-pooled embeddings must match its output to 1e-5.
 
+// reference.c is compiled with a Unix `cc` against the shared libraries.
+#![cfg(unix)]
+
 mod common;
 
 use std::ffi::OsString;

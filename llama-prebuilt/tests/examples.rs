@@ -1,0 +1,99 @@
+//! The examples run: `cargo test` builds them next to the test binaries
+//! (`target/<profile>/examples/`), and each one is started here with its defaults (the
+//! generated tiny model) and a few options.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> Command {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path: PathBuf = deps
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} was not built (cargo test builds examples)",
+        path.display()
+    );
+    Command::new(path)
+}
+
+fn run(mut cmd: Command) -> (String, String) {
+    let out = cmd.output().expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+#[test]
+fn generate_streams_text() {
+    let mut cmd = example("generate");
+    cmd.args(["--prompt", "Hello", "--max-tokens", "12"]);
+    let (stdout, stderr) = run(cmd);
+    assert!(stdout.starts_with("Hello"), "{stdout}");
+    assert!(stderr.contains("[12 tokens"), "{stderr}");
+    let mut cmd = example("generate");
+    cmd.args(["--temperature", "0.8", "--seed", "3", "--max-tokens", "5"]);
+    run(cmd);
+}
+
+#[test]
+fn chat_runs_two_turns_and_reuses_the_first() {
+    let (stdout, stderr) = run(example("chat"));
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("> ")).count(),
+        2,
+        "{stdout}"
+    );
+    let reused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("reused from the previous turn"))
+        .collect();
+    assert_eq!(reused.len(), 2, "{stderr}");
+    assert!(
+        reused[0].contains(", 0 reused") && !reused[1].contains(", 0 reused"),
+        "{reused:?}"
+    );
+}
+
+#[test]
+fn embed_prints_a_similarity_matrix() {
+    let mut cmd = example("embed");
+    cmd.args(["first sentence", "second sentence"]);
+    let (stdout, _) = run(cmd);
+    assert!(
+        stdout.contains("[0] first sentence") && stdout.contains("[1] second sentence"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+1.000"),
+        "a sentence is identical to itself: {stdout}"
+    );
+}
+
+#[test]
+fn bad_arguments_fail_cleanly() {
+    let out = example("generate").arg("--bogus").output().unwrap();
+    assert!(!out.status.success());
+    let out = example("generate")
+        .args(["--model", "/no/such/model.gguf"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
