@@ -1,6 +1,7 @@
 //! Dev-only automation for llama-prebuilt (never published). Each subcommand is a function in
 //! its own module; this file only parses the command line and dispatches.
 
+mod bench;
 mod bindings_cmd;
 mod demo_cmd;
 mod fixture_cmd;
@@ -16,6 +17,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  bench <what> [options]               benchmarks, fuzzing and soak runs (BENCHMARKS.md);
+                                       `cargo xtask bench` lists them
   bindings [--check]                   regenerate the committed bindings (bindings/<triple>.rs) of
                                        the pinned tag, or check that they are up to date
   demo [--prompt T] [--model P]        install what is missing, build, fetch the llama.cpp binaries
@@ -35,6 +38,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
         Some("bindings") => bindings_cmd::run(&args[1..]),
         Some("demo") => demo_cmd::run(&args[1..]),
         Some("test") => test_cmd::run(&args[1..]),

@@ -1,0 +1,99 @@
+//! The downstream application of `cargo xtask bench` on the safe `llama-prebuilt` crate.
+//! NOT a module of xtask: the bench writes it into a fresh crate (see `apps.rs`) and builds it.
+//!
+//!   bench-app generate MODEL PROMPT N_PREDICT         stream greedy text (what a user's app does)
+//!   bench-app infer MODEL PROMPT N_PREDICT THREADS    the decode loop of test-support/c/reference.c,
+//!                                                     timed the same way (around decodes only)
+//!   bench-app count MODEL PROMPT                      number of prompt tokens (BOS included)
+
+use std::io::Write;
+use std::time::Instant;
+
+use llama_prebuilt::{Batch, ContextParams, GenerateOptions, Model, ModelParams, Sampler};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match (args.first().map(String::as_str), args.len()) {
+        (Some("generate"), 4) => generate(&args[1], &args[2], args[3].parse().expect("N_PREDICT")),
+        (Some("infer"), 5) => infer(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("N_PREDICT"),
+            args[4].parse().expect("THREADS"),
+        ),
+        (Some("count"), 3) => count(&args[1], &args[2]),
+        _ => {
+            eprintln!("usage: bench-app generate|infer|count MODEL PROMPT [N_PREDICT [THREADS]]");
+            std::process::exit(2)
+        }
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn generate(model: &str, prompt: &str, n: usize) -> llama_prebuilt::Result<()> {
+    let model = Model::load(model, &ModelParams::default())?;
+    let mut ctx = model.new_context(&ContextParams::default().n_ctx(512))?;
+    let mut sampler = Sampler::chain().greedy();
+    let prompt = model.tokenize(prompt, true)?;
+    let mut out = std::io::stdout().lock();
+    for chunk in ctx.generate(&prompt, &mut sampler, GenerateOptions::default().max_tokens(n)) {
+        let _ = out.write_all(chunk?.as_bytes());
+    }
+    let _ = writeln!(out);
+    Ok(())
+}
+
+fn count(model: &str, prompt: &str) -> llama_prebuilt::Result<()> {
+    let model = Model::load(model, &ModelParams::default().vocab_only(true))?;
+    println!("{}", model.tokenize(prompt, true)?.len());
+    Ok(())
+}
+
+/// Same parameters and the same timed regions as reference.c: n_ctx = prompt + N_PREDICT,
+/// n_batch = n_ubatch = prompt, greedy sampling, timing around each decode call.
+fn infer(model: &str, prompt: &str, n_predict: u32, threads: u32) -> llama_prebuilt::Result<()> {
+    let model = Model::load(model, &ModelParams::default())?;
+    let prompt = model.tokenize(prompt, true)?;
+    let n_prompt = prompt.len() as u32;
+    let params = ContextParams::default()
+        .n_ctx(n_prompt + n_predict)
+        .n_batch(n_prompt)
+        .n_ubatch(n_prompt)
+        .n_threads(threads);
+    let mut ctx = model.new_context(&params)?;
+    let batch = Batch::for_sequence(&prompt, 0, 0)?;
+    let t0 = Instant::now();
+    ctx.decode(&batch)?;
+    let t_pp = t0.elapsed().as_secs_f64();
+    eprintln!("pp_tokens {n_prompt}\npp_tok_s {:.3}", f64::from(n_prompt) / t_pp);
+
+    let mut sampler = Sampler::chain().greedy();
+    let mut pos = n_prompt as i32;
+    let mut n_tg = 0u32;
+    let mut t_tg = 0.0f64;
+    let mut one = Batch::new(1);
+    for i in 0..n_predict {
+        let tok = sampler.sample_last(&ctx)?;
+        if model.is_eog(tok) {
+            break;
+        }
+        println!("tok {}", tok.0);
+        if i + 1 < n_predict {
+            one.clear();
+            one.add(tok, pos, &[0], true)?;
+            let t0 = Instant::now();
+            ctx.decode(&one)?;
+            t_tg += t0.elapsed().as_secs_f64();
+            pos += 1;
+            n_tg += 1;
+        }
+    }
+    eprintln!(
+        "tg_tokens {n_tg}\ntg_tok_s {:.3}",
+        if t_tg > 0.0 { f64::from(n_tg) / t_tg } else { 0.0 }
+    );
+    Ok(())
+}
