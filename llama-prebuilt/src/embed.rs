@@ -3,7 +3,8 @@
 use llama_prebuilt_sys as sys;
 
 use crate::batch::Batch;
-use crate::context::{Context, Pooling};
+use crate::context::Context;
+use crate::context_params::Pooling;
 use crate::error::{Error, Result};
 use crate::token::Token;
 

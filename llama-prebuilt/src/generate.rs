@@ -1,7 +1,8 @@
 //! Streaming text generation.
 
 use crate::batch::Batch;
-use crate::context::{CancelHandle, Context};
+use crate::cancel::CancelHandle;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
 use crate::token::Token;

@@ -43,8 +43,10 @@
 mod abi;
 mod backend;
 mod batch;
+mod cancel;
 mod chat;
 mod context;
+mod context_params;
 mod embed;
 mod error;
 mod ffi;
@@ -58,8 +60,10 @@ mod token;
 
 pub use backend::{Backend, Device, DeviceKind, LibDirSource};
 pub use batch::Batch;
+pub use cancel::CancelHandle;
 pub use chat::{ChatMessage, ChatTemplate, Role};
-pub use context::{CancelHandle, Context, ContextParams, Pooling};
+pub use context::Context;
+pub use context_params::{ContextParams, Pooling};
 pub use embed::{cosine_similarity, normalize};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generator, StopReason};

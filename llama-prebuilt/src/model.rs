@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use llama_prebuilt_sys as sys;
 
 use crate::backend::Backend;
-use crate::context::{Context, ContextParams};
+use crate::context::Context;
+use crate::context_params::ContextParams;
 use crate::error::{Error, Result};
 use crate::{ffi, gguf};
 
