@@ -5,10 +5,15 @@ use std::ffi::{CStr, CString};
 
 use llama_prebuilt_sys as sys;
 
+/// Registers the backends once: ggml's backend registry is not safe to populate from several
+/// threads at once (the test harness runs tests in parallel).
 fn load_backends() {
-    let dir = CString::new(sys::LIB_DIR).unwrap();
-    // SAFETY: a valid NUL-terminated path; ggml copies what it needs.
-    unsafe { sys::ggml_backend_load_all_from_path(dir.as_ptr()) };
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = CString::new(sys::LIB_DIR).unwrap();
+        // SAFETY: a valid NUL-terminated path; ggml copies what it needs.
+        unsafe { sys::ggml_backend_load_all_from_path(dir.as_ptr()) };
+    });
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     );
     let mut cmd = world::cargo();
     cmd.current_dir(world::workspace_root())
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(args);
     for (k, v) in world.env(world::fixture_cache_dir()) {
         cmd.env(k, v);
