@@ -73,5 +73,10 @@ pub use model::{GpuLayers, LoadMode, Model, ModelParams, ProgressCallback};
 pub use sampler::{Penalties, Sampler};
 pub use token::{Token, TokenAttrs};
 
+/// The README's example, compiled as a doctest so the documentation cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// The raw bindings this crate is built on.
 pub use llama_prebuilt_sys as sys;

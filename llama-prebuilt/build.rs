@@ -1,0 +1,18 @@
+//! Says at compile time when the safe crate is built against another llama.cpp tag than the
+//! one it was written and tested for (the sys crate reports its tag as `DEP_LLAMA_VERSION`).
+
+/// The tag this crate's API and ABI probe were written against.
+const SUPPORTED: &str = "b10199";
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_LLAMA_VERSION");
+    if let Ok(tag) = std::env::var("DEP_LLAMA_VERSION") {
+        if tag != SUPPORTED {
+            println!(
+                "cargo:warning=llama-prebuilt supports llama.cpp {SUPPORTED}; it is being built against {tag}. \
+                 The run-time ABI probe checks the library's default parameters, but APIs that changed between \
+                 the tags may misbehave"
+            );
+        }
+    }
+}
