@@ -83,6 +83,12 @@ pub enum Error {
         cache_dir: PathBuf,
         reason: String,
     },
+    /// Offline, and a release API call (not an asset) was needed.
+    OfflineApi {
+        what: String,
+        url: String,
+        reason: String,
+    },
     /// The GitHub API answered something unusable.
     Api { url: String, detail: String },
     /// A release was found but not the asset.
@@ -203,6 +209,11 @@ impl std::fmt::Display for Error {
                  - LLAMA_PREBUILT_ARCHIVE=<path to {asset}> to verify and use a local copy\n  \
                  - LLAMA_PREBUILT_MIRROR=<url or file:// dir> to fetch from a mirror you can reach",
                 cache_dir.display()
+            ),
+            Error::OfflineApi { what, url, reason } => write!(
+                f,
+                "offline ({reason}): cannot {what}, which needs the release API ({url})\n\
+                 help: name an exact tag (one listed in checksums.toml needs no API call), or go online"
             ),
             Error::Api { url, detail } => write!(
                 f,

@@ -162,10 +162,9 @@ impl Fetcher {
             asset::check_tag(spec)?;
             return Ok(spec.to_string());
         }
-        self.require_online(
+        self.require_api(
             "resolve the newest release",
-            "newest",
-            self.config.api_base(),
+            &format!("{}/releases", self.config.api_base()),
         )?;
         let platform = Platform::for_target(target)?;
         let r = release::newest_build_release(&self.http, self.config.api_base(), 3, |r| {
@@ -178,7 +177,7 @@ impl Fetcher {
     /// A release's metadata from the API.
     pub fn release(&self, tag: &str) -> Result<Release> {
         let url = format!("{}/releases/tags/{tag}", self.config.api_base());
-        self.require_online("list the release's assets", tag, &url)?;
+        self.require_api("list the release's assets", &url)?;
         release::fetch_release(&self.http, self.config.api_base(), tag)
     }
 
@@ -618,6 +617,17 @@ impl Fetcher {
                 .collect(),
         };
         Ok((manifest, lib_rel))
+    }
+
+    fn require_api(&self, what: &str, url: &str) -> Result<()> {
+        match &self.config.offline {
+            Some(reason) => Err(Error::OfflineApi {
+                what: what.to_string(),
+                url: url.to_string(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn require_online(&self, what: &str, asset: &str, url: &str) -> Result<()> {

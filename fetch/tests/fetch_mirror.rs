@@ -715,3 +715,28 @@ fn cache_listing_verification_and_cleaning() {
     assert!(foreign.is_dir(), "clean leaves what it did not create");
     assert!(f.cache().entries().is_empty());
 }
+
+#[test]
+fn offline_newest_and_release_listing_say_they_need_the_api() {
+    let env = Env::new();
+    let f = Fetcher::new(Config {
+        offline: Some("CARGO_NET_OFFLINE=true".into()),
+        checksums_file: None,
+        ..env.config()
+    })
+    .unwrap();
+    let t = Target::from_triple("x86_64-unknown-linux-gnu");
+    let msg = f.resolve_tag("newest", &t, "cpu").unwrap_err().to_string();
+    assert!(
+        msg.contains("offline (CARGO_NET_OFFLINE=true)")
+            && msg.contains("resolve the newest release"),
+        "{msg}"
+    );
+    assert!(msg.contains("name an exact tag"), "{msg}");
+    let msg = f.release("b10199").unwrap_err().to_string();
+    assert!(
+        msg.contains("list the release's assets") && msg.contains("/releases/tags/b10199"),
+        "{msg}"
+    );
+    assert_eq!(env.mirror.api_hits(), 0);
+}
