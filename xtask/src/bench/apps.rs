@@ -70,7 +70,11 @@ pub(crate) fn ours(dir: &Path) -> Result<AppCrate, String> {
 }
 
 pub(crate) fn llama_cpp_2(dir: &Path) -> Result<AppCrate, String> {
-    let dep = format!("llama-cpp-2 = \"{LLAMA_CPP_2_VERSION}\"");
+    // llama-cpp-2 asks for llama-cpp-sys-2 "0.1.154" (a caret requirement); the second line
+    // pins the sys crate to exactly the b10200 source.
+    let dep = format!(
+        "llama-cpp-2 = \"{LLAMA_CPP_2_VERSION}\"\nllama-cpp-sys-2 = \"{LLAMA_CPP_2_VERSION}\""
+    );
     write_crate(dir, "bench-app-lc2", &dep, LLAMA_CPP_2, false)
 }
 

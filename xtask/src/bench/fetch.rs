@@ -36,12 +36,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .iter()
         .find(|a| a.name.ends_with("ubuntu-x64.tar.gz"))
         .ok_or("the fixture has no ubuntu-x64.tar.gz")?;
-    let url = format!("{}/{}/{}", world.mirror.download_base(), world.fixture.tag, archive.name);
+    let url = format!(
+        "{}/{}/{}",
+        world.mirror.download_base(),
+        world.fixture.tag,
+        archive.name
+    );
     let env = |cache: &Path| world.env(cache.to_path_buf());
     let mut ours = Vec::new();
     let mut base = Vec::new();
     for i in 0..runs {
-        let order = if i % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         for is_ours in order {
             let scratch = dir.join("scratch");
             let _ = std::fs::remove_dir_all(&scratch);
@@ -118,8 +127,11 @@ fn large(mirror: &Mirror, probe: &Path, dir: &Path, mib: u64) -> Result<(String,
     let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     mirror.add_asset_file(LARGE_TAG, &name, &path);
     let checksums = dir.join("large-checksums.toml");
-    std::fs::write(&checksums, checksums_toml(&[(LARGE_TAG, &name, sha.trim(), size)]))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &checksums,
+        checksums_toml(&[(LARGE_TAG, &name, sha.trim(), size)]),
+    )
+    .map_err(|e| e.to_string())?;
 
     let scratch: PathBuf = dir.join("scratch-large");
     let _ = std::fs::remove_dir_all(&scratch);

@@ -61,7 +61,11 @@ pub(crate) fn describe() -> String {
         cpu_model(),
         mem_gib(),
         version("rustc"),
-        read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 

@@ -30,9 +30,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
     eprintln!("xtask bench: building the CLI (release) ...");
     let mut build = world::cargo();
-    build
-        .current_dir(world::workspace_root())
-        .args(["build", "--quiet", "--release", "-p", "llama-prebuilt-cli"]);
+    build.current_dir(world::workspace_root()).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "llama-prebuilt-cli",
+    ]);
     run_ok(&mut build)?;
     let cli = target_dir().join("release").join("llama-prebuilt");
 
@@ -44,7 +48,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         let name = format!("llama-{TAG}-bin-{suffix}");
         let path = dir.join(format!("{mib}MiB-{name}"));
         if !path.exists() {
-            synth::write(&path, TAG, *layout, mib << 20, 100 + i as u64).map_err(|e| e.to_string())?;
+            synth::write(&path, TAG, *layout, mib << 20, 100 + i as u64)
+                .map_err(|e| e.to_string())?;
         }
         let sha = sha256_file(&path).map_err(|e| e.to_string())?;
         let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
@@ -69,13 +74,20 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             let cache = dir.join("cache");
             let _ = std::fs::remove_dir_all(&cache);
             let mut cmd = Command::new(&cli);
-            cmd.args(["download", "--version", TAG, "--platforms", &platforms, "--jobs"])
-                .arg(jobs.to_string())
-                .arg("--json")
-                .env("LLAMA_PREBUILT_MIRROR", mirror.download_base())
-                .env("LLAMA_PREBUILT_API_URL", mirror.api_base())
-                .env("LLAMA_PREBUILT_CHECKSUMS", &checksums)
-                .env("LLAMA_PREBUILT_CACHE_DIR", &cache);
+            cmd.args([
+                "download",
+                "--version",
+                TAG,
+                "--platforms",
+                &platforms,
+                "--jobs",
+            ])
+            .arg(jobs.to_string())
+            .arg("--json")
+            .env("LLAMA_PREBUILT_MIRROR", mirror.download_base())
+            .env("LLAMA_PREBUILT_API_URL", mirror.api_base())
+            .env("LLAMA_PREBUILT_CHECKSUMS", &checksums)
+            .env("LLAMA_PREBUILT_CACHE_DIR", &cache);
             let (t, out) = time(|| run_ok(&mut cmd));
             out?;
             eprintln!("xtask bench: --jobs {jobs}: {}", secs(t));

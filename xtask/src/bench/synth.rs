@@ -43,7 +43,13 @@ fn dummy(name: &str) -> Vec<u8> {
 }
 
 /// Writes the archive for `layout` with about `pad_bytes` of filler; `seed` varies the filler.
-pub(crate) fn write(path: &Path, tag: &str, layout: Layout, pad_bytes: u64, seed: u64) -> io::Result<()> {
+pub(crate) fn write(
+    path: &Path,
+    tag: &str,
+    layout: Layout,
+    pad_bytes: u64,
+    seed: u64,
+) -> io::Result<()> {
     let tmp = path.with_extension("partial");
     match layout {
         Layout::Linux | Layout::MacOs => write_tar_gz(&tmp, tag, layout, pad_bytes, seed)?,
@@ -53,7 +59,10 @@ pub(crate) fn write(path: &Path, tag: &str, layout: Layout, pad_bytes: u64, seed
 }
 
 fn write_tar_gz(path: &Path, tag: &str, layout: Layout, pad: u64, seed: u64) -> io::Result<()> {
-    let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, File::create(path)?), Compression::none());
+    let gz = GzEncoder::new(
+        BufWriter::with_capacity(1 << 20, File::create(path)?),
+        Compression::none(),
+    );
     let mut t = tar::Builder::new(gz);
     let top = format!("llama-{tag}");
     let n: u64 = tag.trim_start_matches('b').parse().unwrap_or(0);
@@ -74,7 +83,11 @@ fn write_tar_gz(path: &Path, tag: &str, layout: Layout, pad: u64, seed: u64) -> 
         t.append_link(&mut h, format!("{top}/{name}"), target)
     };
     file(&mut t, "LICENSE", &dummy("LICENSE"))?;
-    for (base, version) in [("llama", format!("0.0.{n}")), ("ggml", "0.9.4".into()), ("ggml-base", "0.9.4".into())] {
+    for (base, version) in [
+        ("llama", format!("0.0.{n}")),
+        ("ggml", "0.9.4".into()),
+        ("ggml-base", "0.9.4".into()),
+    ] {
         let (real, mid, short) = match layout {
             Layout::MacOs => (
                 format!("lib{base}.{version}.dylib"),
@@ -97,7 +110,11 @@ fn write_tar_gz(path: &Path, tag: &str, layout: Layout, pad: u64, seed: u64) -> 
     };
     file(&mut t, cpu, &dummy(cpu))?;
     let mut h = header(tar::EntryType::Regular, pad, 0o755);
-    t.append_data(&mut h, format!("{top}/llama-server"), Read::take(Filler(seed), pad))?;
+    t.append_data(
+        &mut h,
+        format!("{top}/llama-server"),
+        Read::take(Filler(seed), pad),
+    )?;
     let gz = t.into_inner()?;
     let mut w = gz.finish()?;
     w.flush()?;
@@ -109,11 +126,18 @@ fn write_zip(path: &Path, pad: u64, seed: u64) -> io::Result<()> {
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(pad >= 0xffff_fff0);
-    for name in ["llama.dll", "ggml.dll", "ggml-base.dll", "ggml-cpu-haswell.dll", "LICENSE"] {
+    for name in [
+        "llama.dll",
+        "ggml.dll",
+        "ggml-base.dll",
+        "ggml-cpu-haswell.dll",
+        "LICENSE",
+    ] {
         z.start_file(name, opts).map_err(io::Error::other)?;
         z.write_all(&dummy(name))?;
     }
-    z.start_file("llama-server.exe", opts).map_err(io::Error::other)?;
+    z.start_file("llama-server.exe", opts)
+        .map_err(io::Error::other)?;
     io::copy(&mut Read::take(Filler(seed), pad), &mut z)?;
     let mut w = z.finish().map_err(io::Error::other)?;
     w.flush()?;
