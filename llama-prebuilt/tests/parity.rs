@@ -9,114 +9,65 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use llama_prebuilt::{
     ChatMessage, ContextParams, GenerateOptions, Model, ModelParams, Pooling, Sampler, Token,
 };
 use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
+use llama_prebuilt_test_support::reference;
 
 const THREADS: u32 = 2;
 
-/// Compiles reference.c once per test process into this test's temporary directory.
+/// Compiles reference.c once per test process (test_support::reference does the work).
 fn reference_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let headers = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
-            .expect("workspace root");
-        let source = repo.join("test-support").join("c").join("reference.c");
-        let headers = repo.join("vendor-headers");
+            .expect("workspace root")
+            .join("vendor-headers");
         let lib_dir = Path::new(llama_prebuilt::sys::LIB_DIR);
-        let exe = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("parity-reference-{}", std::process::id()));
-        let mut cc = Command::new(std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc")));
-        cc.args(["-std=c11", "-O2", "-Wall"])
-            .arg("-I")
-            .arg(&headers)
-            .arg(&source)
-            .arg("-o")
-            .arg(&exe)
-            .arg("-L")
-            .arg(lib_dir)
-            .args(["-lllama", "-lggml", "-lggml-base"]);
-        let mut rpath = OsString::from("-Wl,-rpath,");
-        rpath.push(lib_dir);
-        cc.arg(rpath);
-        let out = cc.output().expect("cannot run the C compiler (cc, or $CC)");
-        assert!(
-            out.status.success(),
-            "compiling reference.c failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        exe
+        reference::compile(lib_dir, &[headers], Path::new(env!("CARGO_TARGET_TMPDIR")))
+            .unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
-struct Reference {
-    stdout: String,
-}
+/// The reference program's output, with token ids as this crate's `Token`.
+struct Reference(reference::Output);
 
 impl Reference {
     fn run(model: &Path, prompt: &str, n_predict: usize, extra: &[&str]) -> Self {
-        let out = Command::new(reference_exe())
-            .arg(model)
-            .arg(prompt)
-            .arg(n_predict.to_string())
-            .arg("--lib-dir")
-            .arg(llama_prebuilt::sys::LIB_DIR)
-            .args(["--threads", &THREADS.to_string()])
-            .args(extra)
-            .output()
-            .expect("run the reference program");
-        let stdout = String::from_utf8(out.stdout).expect("ASCII output");
-        assert!(
-            out.status.success(),
-            "reference failed: {}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Reference { stdout }
-    }
-
-    fn line(&self, key: &str) -> &str {
-        self.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no `{key}` line in:\n{}", self.stdout))
+        let lib_dir = Path::new(llama_prebuilt::sys::LIB_DIR);
+        Reference(
+            reference::run(
+                reference_exe(),
+                model,
+                prompt,
+                n_predict,
+                lib_dir,
+                THREADS,
+                extra,
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        )
     }
 
     fn tokens(&self) -> Vec<Token> {
-        self.stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("tok "))
-            .map(|t| Token(t.parse().unwrap()))
-            .collect()
+        self.0.generated().into_iter().map(Token).collect()
     }
 
     fn ids(&self, key: &str) -> Vec<Token> {
-        self.line(key)
-            .split_whitespace()
-            .map(|t| Token(t.parse().unwrap()))
-            .collect()
+        self.0.ids(key).into_iter().map(Token).collect()
     }
 
     fn hex(&self, key: &str) -> Vec<u8> {
-        let s = self.line(key);
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        self.0.bytes(key)
     }
 
     fn floats(&self, key: &str) -> Vec<f32> {
-        self.line(key)
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect()
+        self.0.floats(key)
     }
 }
 

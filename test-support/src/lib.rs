@@ -11,3 +11,4 @@ pub mod archives;
 pub mod fixture;
 pub mod gguf;
 pub mod mirror;
+pub mod reference;

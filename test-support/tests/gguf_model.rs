@@ -5,15 +5,13 @@
 //! llama.cpp b10200 from the crates.io source package); `LLAMA_TEST_LIB_DIR` and
 //! `LLAMA_TEST_INCLUDE_DIRS` (colon-separated) override them, e.g. to try another build.
 
-use std::ffi::OsString;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use llama_prebuilt_test_support::gguf::{
     self, TinyModelSpec, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB,
 };
+use llama_prebuilt_test_support::reference::{self, Output as Run};
 
 struct Reference {
     exe: PathBuf,
@@ -38,7 +36,7 @@ fn fixture() -> &'static llama_prebuilt_test_support::fixture::Fixture {
     llama_prebuilt_test_support::fixture::fixture().expect("the llama.cpp fixture builds")
 }
 
-/// Compiles reference.c once per test process.
+/// Compiles reference.c once per test process (test_support::reference does the work).
 fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
     REFERENCE.get_or_init(|| {
@@ -48,128 +46,28 @@ fn reference() -> &'static Reference {
             "no libllama.so in {} (set LLAMA_TEST_LIB_DIR to a llama.cpp build's library dir)",
             lib_dir.display()
         );
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("c")
-            .join("reference.c");
-        // Named after the library it links (its rpath), compiled under a per-process name
-        // and renamed into place: concurrent test processes never run a half-written
-        // executable or one linked against another library directory.
-        let lib_key = {
-            let mut h = DefaultHasher::new();
-            lib_dir.hash(&mut h);
-            h.finish()
-        };
-        let exe =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("llama-reference-{lib_key:016x}"));
-        let tmp_exe = exe.with_extension(format!("{}.tmp", std::process::id()));
-        let mut cc = Command::new(std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc")));
-        cc.args(["-std=c11", "-O2", "-Wall", "-Wextra"]);
-        for dir in include_dirs() {
-            cc.arg("-I").arg(dir);
-        }
-        cc.arg(&source).arg("-o").arg(&tmp_exe);
-        cc.arg("-L")
-            .arg(&lib_dir)
-            .args(["-lllama", "-lggml", "-lggml-base"]);
-        let mut rpath = OsString::from("-Wl,-rpath,");
-        rpath.push(&lib_dir);
-        cc.arg(rpath);
-        let out = cc.output().expect("cannot run the C compiler (cc, or $CC)");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "compiling reference.c failed:\n{stderr}"
-        );
-        if !stderr.trim().is_empty() {
-            eprintln!("reference.c compiler output:\n{stderr}");
-        }
-        std::fs::rename(&tmp_exe, &exe)
-            .expect("cannot move the compiled reference program into place");
+        let exe = reference::compile(
+            &lib_dir,
+            &include_dirs(),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         Reference { exe, lib_dir }
     })
 }
 
-struct Run {
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The rest of the first stdout line starting with `key `.
-    fn line(&self, key: &str) -> &str {
-        self.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no `{key}` line in:\n{}\nstderr:\n{}",
-                    self.stdout, self.stderr
-                )
-            })
-    }
-
-    fn ids(&self, key: &str) -> Vec<i32> {
-        self.line(key)
-            .split_whitespace()
-            .map(|t| t.parse().unwrap())
-            .collect()
-    }
-
-    fn bytes(&self, key: &str) -> Vec<u8> {
-        unhex(self.line(key))
-    }
-
-    fn generated(&self) -> Vec<i32> {
-        self.stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("tok "))
-            .map(|t| t.parse().unwrap())
-            .collect()
-    }
-
-    /// A `key value` timing line on stderr.
-    fn timing(&self, key: &str) -> f64 {
-        self.stderr
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no `{key}` on stderr:\n{}", self.stderr))
-            .parse()
-            .unwrap()
-    }
-}
-
 fn run(model: &Path, prompt: &str, n_predict: u32, extra: &[&str]) -> Run {
     let r = reference();
-    let out: Output = Command::new(&r.exe)
-        .arg(model)
-        .arg(prompt)
-        .arg(n_predict.to_string())
-        .arg("--lib-dir")
-        .arg(&r.lib_dir)
-        .args(["--threads", "2"])
-        .args(extra)
-        .output()
-        .expect("cannot run the reference program");
-    let run = Run {
-        stdout: String::from_utf8(out.stdout).expect("stdout is ASCII"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        out.status.success(),
-        "reference failed ({}):\n{}\n{}",
-        out.status,
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    reference::run(
+        &r.exe,
+        model,
+        prompt,
+        n_predict as usize,
+        &r.lib_dir,
+        2,
+        extra,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The bytes a token stands for, from the generator's own vocabulary table.
