@@ -121,14 +121,21 @@ fn main() {
     let info = unsafe { CStr::from_ptr(sys::llama_print_system_info()) };
     println!("{}", info.to_string_lossy());
     assert!(n >= 1, "no backend registered from {}", dir.display());
+    println!("metadata: lib_dir={} version={}", env!("DEP_LLAMA_LIB_DIR"), env!("DEP_LLAMA_VERSION"));
     println!("llama.cpp {} ok", sys::VERSION);
 }
 "#;
 
 /// The one line the README tells applications to add so a binary finds the libraries copied
 /// next to it.
-const BUILD_RS: &str =
-    "fn main() {\n    println!(\"cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN\");\n}\n";
+/// It also forwards the sys crate's `links` metadata, which the e2e tests check.
+const BUILD_RS: &str = r#"fn main() {
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
+    for key in ["DEP_LLAMA_LIB_DIR", "DEP_LLAMA_VERSION"] {
+        println!("cargo:rustc-env={key}={}", std::env::var(key).unwrap_or_default());
+    }
+}
+"#;
 
 impl Downstream {
     pub fn create(name: &str, world: &'static World) -> Downstream {

@@ -44,6 +44,12 @@ fn fresh_build_downloads_once_runs_and_a_second_crate_hits_the_cache() {
     // (a) through cargo: the staged OUT_DIR lib dir is on the dynamic-library path.
     let run = app.cargo(&["run", "--quiet"], &[]);
     run.assert_ok("cargo run");
+    // Dependents see the `links = "llama"` metadata.
+    assert!(
+        run.stdout.contains("version=b10200") && run.stdout.contains("/out/lib"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains("devices: ") && run.stdout.contains("llama.cpp b10200 ok"),
         "{}",
