@@ -66,7 +66,15 @@ pub(crate) fn ours(dir: &Path) -> Result<AppCrate, String> {
         "llama-prebuilt = {{ path = \"{}\" }}",
         path_str(&workspace_root().join("llama-prebuilt"))
     );
-    write_crate(dir, "bench-app", &dep, OURS, true)
+    let app = write_crate(dir, "bench-app", &dep, OURS, true)?;
+    // The one line the README tells an application to add, so its binary finds the libraries
+    // that `copy-dylibs` puts next to it.
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    println!(\"cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN\");\n}\n",
+    )
+    .map_err(|e| format!("writing {}: {e}", dir.display()))?;
+    Ok(app)
 }
 
 pub(crate) fn llama_cpp_2(dir: &Path) -> Result<AppCrate, String> {
