@@ -46,7 +46,7 @@ fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let target = Target::from_cargo_env().ok_or("TARGET is not set; run through cargo")?;
     let tag = var(vars::VERSION).unwrap_or_else(|| PINNED_TAG.to_string());
-    let include_dir = headers_for(&tag, &manifest_dir)?;
+    let include_dir = headers_for(&tag, &manifest_dir, &out_dir)?;
 
     if var(vars::DOCS_RS).is_some() {
         // docs.rs has no network and needs no libraries: bindings only.
@@ -95,7 +95,7 @@ fn run() -> Result<(), String> {
 
 /// Headers must match the binaries: the vendored ones are the pinned tag's; any other tag
 /// needs `LLAMA_INCLUDE_DIR` (a silent mismatch would be undefined behaviour).
-fn headers_for(tag: &str, manifest_dir: &Path) -> Result<PathBuf, String> {
+fn headers_for(tag: &str, manifest_dir: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     if let Some(dir) = var(vars::INCLUDE_DIR) {
         let dir = PathBuf::from(dir);
         if !dir.join("llama.h").is_file() {
@@ -107,20 +107,32 @@ fn headers_for(tag: &str, manifest_dir: &Path) -> Result<PathBuf, String> {
         return Ok(dir);
     }
     if tag != PINNED_TAG {
-        return Err(format!(
-            "LLAMA_PREBUILT_VERSION={tag} needs the headers of {tag}, but the vendored headers are {PINNED_TAG}'s\n\
-             help: set LLAMA_INCLUDE_DIR to a directory with llama.h and ggml*.h of {tag} \
-             (from the llama.cpp source of that tag: include/ and ggml/include/), or unset LLAMA_PREBUILT_VERSION"
-        ));
+        // Another tag: its own headers, fetched from its source tree and cached.
+        let headers = fetcher(out_dir)?
+            .ensure_headers(tag)
+            .map_err(|e| e.to_string())?;
+        if headers.downloaded && !headers.pinned {
+            println!(
+                "cargo:warning=llama-prebuilt: headers of {tag} fetched from {} without a published digest \
+                 (trusted on first download); pin them in a checksums file for reproducible builds",
+                headers.base_url
+            );
+        }
+        return Ok(headers.dir);
     }
     Ok(manifest_dir.join("vendor-headers"))
 }
 
-fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> {
+/// The fetcher, configured from the environment, with `OUT_DIR` as the fallback cache.
+fn fetcher(out_dir: &Path) -> Result<Fetcher, String> {
     let mut config = Config::from_lookup(var);
     config.fallback_cache_dir = Some(out_dir.join("llama-prebuilt-cache"));
+    Fetcher::new(config).map_err(|e| e.to_string())
+}
+
+fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> {
     let variant = var(vars::VARIANT).unwrap_or_else(|| "cpu".to_string());
-    let fetcher = Fetcher::new(config).map_err(|e| e.to_string())?;
+    let fetcher = fetcher(out_dir)?;
     let request = Request {
         tag: tag.to_string(),
         target: target.clone(),

@@ -21,6 +21,9 @@ pub mod vars {
     pub const MIRROR: &str = "LLAMA_PREBUILT_MIRROR";
     /// Base URL replacing `https://api.github.com/repos/ggml-org/llama.cpp` (for mirrors of the API).
     pub const API_URL: &str = "LLAMA_PREBUILT_API_URL";
+    /// Base URL replacing `https://raw.githubusercontent.com/ggml-org/llama.cpp` (headers of
+    /// tags other than the pinned one: `{base}/{tag}/include/llama.h`, ...).
+    pub const HEADERS_URL: &str = "LLAMA_PREBUILT_HEADERS_URL";
     /// An extra checksums file.
     pub const CHECKSUMS: &str = "LLAMA_PREBUILT_CHECKSUMS";
     /// Expected digest of the one archive this build uses.
@@ -98,6 +101,8 @@ pub struct Config {
     pub mirror: Option<String>,
     /// API base replacing GitHub's.
     pub api_base: Option<String>,
+    /// Source-file base replacing raw.githubusercontent.com's (for headers of other tags).
+    pub headers_base: Option<String>,
     /// Never touch the network; `Some(reason)` names the variable that said so.
     pub offline: Option<String>,
     /// Extra checksums file.
@@ -147,6 +152,7 @@ impl Config {
             fallback_cache_dir: None,
             mirror: get(vars::MIRROR).map(|m| m.trim_end_matches('/').to_string()),
             api_base: get(vars::API_URL).map(|m| m.trim_end_matches('/').to_string()),
+            headers_base: get(vars::HEADERS_URL).map(|m| m.trim_end_matches('/').to_string()),
             offline,
             checksums_file: get(vars::CHECKSUMS).map(PathBuf::from),
             sha256: get(vars::SHA256),
@@ -164,6 +170,13 @@ impl Config {
     /// Base URL of the release API.
     pub fn api_base(&self) -> &str {
         self.api_base.as_deref().unwrap_or(GITHUB_API_BASE)
+    }
+
+    /// Base URL of source files (headers of other tags).
+    pub fn headers_base(&self) -> &str {
+        self.headers_base
+            .as_deref()
+            .unwrap_or(crate::headers::GITHUB_RAW_BASE)
     }
 
     /// URL of one asset.

@@ -83,6 +83,8 @@ pub enum Error {
         cache_dir: PathBuf,
         reason: String,
     },
+    /// The headers of a tag could not be obtained.
+    HeadersUnavailable { tag: String, reason: String },
     /// Offline, and a release API call (not an asset) was needed.
     OfflineApi {
         what: String,
@@ -209,6 +211,13 @@ impl std::fmt::Display for Error {
                  - LLAMA_PREBUILT_ARCHIVE=<path to {asset}> to verify and use a local copy\n  \
                  - LLAMA_PREBUILT_MIRROR=<url or file:// dir> to fetch from a mirror you can reach",
                 cache_dir.display()
+            ),
+            Error::HeadersUnavailable { tag, reason } => write!(
+                f,
+                "the C headers of llama.cpp {tag} are needed (the vendored ones belong to another tag), \
+                 but cannot be fetched: {reason}\n\
+                 help: set LLAMA_INCLUDE_DIR to a directory holding llama.h, ggml*.h and gguf.h of {tag} \
+                 (include/ and ggml/include/ of its source), or set LLAMA_PREBUILT_HEADERS_URL to a mirror of the source tree"
             ),
             Error::OfflineApi { what, url, reason } => write!(
                 f,

@@ -150,6 +150,11 @@ impl Fetcher {
         self.fallback_reason.as_deref()
     }
 
+    /// The HTTP client.
+    pub(crate) fn http(&self) -> &Http {
+        &self.http
+    }
+
     /// The trust sources in use.
     pub fn trust(&self) -> &TrustStore {
         &self.trust
@@ -662,7 +667,7 @@ pub fn file_url_path(url: &str) -> Option<PathBuf> {
 }
 
 /// `base/rel`, without the trailing separator `Path::join("")` would add.
-fn join_rel(base: &Path, rel: &Path) -> PathBuf {
+pub(crate) fn join_rel(base: &Path, rel: &Path) -> PathBuf {
     if rel.as_os_str().is_empty() {
         base.to_path_buf()
     } else {
@@ -677,7 +682,7 @@ fn slash_path(p: &Path) -> String {
         .join("/")
 }
 
-fn copy_hashing(from: &Path, to: &Path) -> Result<Downloaded> {
+pub(crate) fn copy_hashing(from: &Path, to: &Path) -> Result<Downloaded> {
     let mut src = std::fs::File::open(from).map_err(|e| Error::io("open", from, e))?;
     let dst = std::fs::File::create(to).map_err(|e| Error::io("create", to, e))?;
     let mut w = HashingWriter::new(BufWriter::with_capacity(256 * 1024, dst));

@@ -33,6 +33,7 @@ mod error;
 pub mod extract;
 mod fetcher;
 pub mod hashing;
+pub mod headers;
 pub mod http;
 pub mod libdir;
 pub mod linking;

@@ -112,6 +112,22 @@ impl TrustStore {
                 .is_some_and(|(_, c)| c.get(tag, asset).is_some())
     }
 
+    /// The digest a checksums file (embedded or extra) records for `name`, ignoring
+    /// `LLAMA_PREBUILT_SHA256` (which is about the one archive of a build, not other files).
+    pub fn recorded(&self, tag: &str, name: &str) -> Option<Expected> {
+        let from = |d: &Digest, source: DigestSource| Expected {
+            sha256: d.sha256.clone(),
+            size: d.size,
+            source,
+        };
+        if let Some(d) = self.embedded.get(tag, name) {
+            return Some(from(d, DigestSource::Embedded));
+        }
+        let (path, c) = self.extra.as_ref()?;
+        c.get(tag, name)
+            .map(|d| from(d, DigestSource::ChecksumsFile(path.clone())))
+    }
+
     /// Whether `LLAMA_PREBUILT_SHA256` is set.
     pub fn has_env_digest(&self) -> bool {
         self.env_sha256.is_some()

@@ -174,6 +174,7 @@ impl Downstream {
             ("CARGO_TARGET_DIR", self.target_dir().display().to_string()),
             ("LLAMA_PREBUILT_MIRROR", w.mirror.download_base()),
             ("LLAMA_PREBUILT_API_URL", w.mirror.api_base()),
+            ("LLAMA_PREBUILT_HEADERS_URL", w.mirror.raw_base()),
             (
                 "LLAMA_PREBUILT_CHECKSUMS",
                 w.checksums().display().to_string(),

@@ -143,19 +143,54 @@ fn lib_dir_uses_a_local_build_without_network() {
 }
 
 #[test]
-fn another_tag_needs_its_own_headers() {
+fn another_tag_builds_with_its_own_headers_fetched_from_the_source_tree() {
     let _g = serial();
     let world = World::get();
     let app = Downstream::create("tag-app", world);
-    let out = app.cargo(&["build"], &[("LLAMA_INCLUDE_DIR", "")]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    // Cold and offline: the headers of b10200 cannot be had, and the error says what to do.
+    let out = app.cargo(
+        &["build"],
+        &[
+            ("LLAMA_INCLUDE_DIR", ""),
+            ("LLAMA_PREBUILT_OFFLINE", "1"),
+            ("LLAMA_PREBUILT_CACHE_DIR", cache_dir),
+        ],
+    );
     assert!(!out.ok);
     assert!(
-        out.stderr
-            .contains("LLAMA_PREBUILT_VERSION=b10200 needs the headers of b10200")
+        out.stderr.contains("C headers of llama.cpp b10200")
             && out.stderr.contains("LLAMA_INCLUDE_DIR"),
         "{}",
         out.stderr
     );
+    // Online: fetched from the (mirrored) source tree of exactly that tag, never the vendored ones.
+    let hits = world.mirror.hits("b10200", "raw:include/llama.h");
+    let out = app.cargo(
+        &["build"],
+        &[
+            ("LLAMA_INCLUDE_DIR", ""),
+            ("LLAMA_PREBUILT_CACHE_DIR", cache_dir),
+        ],
+    );
+    out.assert_ok("build with fetched headers");
+    assert_eq!(world.mirror.hits("b10200", "raw:include/llama.h"), hits + 1);
+    assert!(
+        out.stderr.contains("headers of b10200 fetched from"),
+        "the trust-on-first-use is said:\n{}",
+        out.stderr
+    );
+    let run = app.cargo(
+        &["run", "--quiet"],
+        &[
+            ("LLAMA_INCLUDE_DIR", ""),
+            ("LLAMA_PREBUILT_CACHE_DIR", cache_dir),
+        ],
+    );
+    run.assert_ok("run with fetched headers");
+    assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
+
     let out = app.cargo(&["build"], &[("LLAMA_INCLUDE_DIR", "/nonexistent")]);
     assert!(
         !out.ok && out.stderr.contains("has no llama.h"),

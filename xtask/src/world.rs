@@ -27,6 +27,7 @@ impl World {
         vec![
             ("LLAMA_PREBUILT_MIRROR".into(), self.mirror.download_base()),
             ("LLAMA_PREBUILT_API_URL".into(), self.mirror.api_base()),
+            ("LLAMA_PREBUILT_HEADERS_URL".into(), self.mirror.raw_base()),
             (
                 "LLAMA_PREBUILT_CHECKSUMS".into(),
                 self.fixture.checksums_path.display().to_string(),

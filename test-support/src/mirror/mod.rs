@@ -31,6 +31,8 @@ use state::{key, Asset, State};
 pub(crate) const DOWNLOAD_PATH: &str = "/download";
 pub(crate) const REDIRECT_PATH: &str = "/redirected";
 pub(crate) const API_PATH: &str = "/api/repos/ggml-org/llama.cpp";
+/// Like raw.githubusercontent.com/ggml-org/llama.cpp: `/raw/{tag}/{path within the source}`.
+pub(crate) const RAW_PATH: &str = "/raw";
 
 /// A misbehaviour for one GET of one asset (queued with [`Mirror::inject`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +104,22 @@ impl Mirror {
     /// `http://127.0.0.1:PORT/api/repos/ggml-org/llama.cpp`.
     pub fn api_base(&self) -> String {
         self.inner.url(API_PATH)
+    }
+
+    /// `http://127.0.0.1:PORT/raw`, standing in for raw.githubusercontent.com/ggml-org/llama.cpp:
+    /// source files at `{raw_base}/{tag}/{path}`.
+    pub fn raw_base(&self) -> String {
+        self.inner.url(RAW_PATH)
+    }
+
+    /// Serves one source file (e.g. `include/llama.h`) of `tag` under [`Mirror::raw_base`]. It is
+    /// not a release asset: the API does not list it. Hits and faults use the name `raw:{path}`.
+    pub fn add_raw_file(&self, tag: &str, path: &str, bytes: Vec<u8>) {
+        let k = state::key(tag, &format!("raw:{path}"));
+        self.inner
+            .state()
+            .assets
+            .insert(k, std::sync::Arc::new(state::Asset::from_bytes(bytes)));
     }
 
     /// Serves `bytes` as `{tag}/{name}`, creating the release (as a prerelease) if needed.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::api;
 use super::http::{self, BodyPlan, Request};
 use super::state::{key, RequestLog};
-use super::{Fault, Inner, API_PATH, DOWNLOAD_PATH, REDIRECT_PATH};
+use super::{Fault, Inner, API_PATH, DOWNLOAD_PATH, RAW_PATH, REDIRECT_PATH};
 
 /// How long a connection may sit without sending its request head. Bounds every thread.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,6 +66,22 @@ fn route(req: &Request, out: &mut TcpStream, inner: &Inner) -> io::Result<()> {
     } else if let Some(rest) = path.strip_prefix(REDIRECT_PATH) {
         if let Some((tag, name)) = tag_and_name(rest) {
             return redirect_target(out, inner, &tag, &name, head_only);
+        }
+    } else if let Some(rest) = path
+        .strip_prefix(RAW_PATH)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        if let Some((tag, file)) = rest
+            .split_once('/')
+            .filter(|(t, f)| !t.is_empty() && !f.is_empty())
+        {
+            return download(
+                out,
+                inner,
+                &http::percent_decode(tag),
+                &format!("raw:{file}"),
+                head_only,
+            );
         }
     } else if let Some(rest) = path.strip_prefix(API_PATH) {
         inner.state().api_hits += 1;
