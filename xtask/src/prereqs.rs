@@ -26,7 +26,7 @@ pub(crate) const BUILD: &[Tool] = &[
     },
 ];
 
-/// The aarch64 cross test: cross compilers (they pull the arm64 libc), qemu, `file`.
+/// The aarch64 cross test: cross compilers, the arm64 C library and its headers, qemu.
 pub(crate) const CROSS: &[Tool] = &[
     Tool {
         program: "aarch64-linux-gnu-gcc",
@@ -46,6 +46,11 @@ pub(crate) const CROSS: &[Tool] = &[
     Tool {
         program: "/usr/aarch64-linux-gnu/lib/libc.so.6",
         package: "libc6-arm64-cross",
+        probe: &[],
+    },
+    Tool {
+        program: "/usr/aarch64-linux-gnu/include/stdio.h",
+        package: "libc6-dev-arm64-cross",
         probe: &[],
     },
 ];
@@ -113,8 +118,9 @@ pub(crate) fn ensure(tools: &[&Tool]) -> Result<(), String> {
     }
     eprintln!("xtask: installing {} (apt-get)", packages.join(" "));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
+    // Recommends stay on: that is how the cross compilers bring their C library.
     run(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(["install", "-y", "-qq"])
         .args(&packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     match tools.iter().find(|t| !present(t)) {
