@@ -42,12 +42,20 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut samples: [Vec<f64>; 4] = Default::default(); // ours pp, ref pp, ours tg, ref tg
     let mut tokens_equal = true;
     for i in 0..runs {
-        let order = if i % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         let mut gen: Vec<Vec<String>> = Vec::new();
         for is_ours in order {
             let mut cmd = if is_ours {
                 let mut c = Command::new(&ours);
-                c.arg("infer").arg(&model).arg(&prompt).arg(N_GEN.to_string()).arg(threads.to_string());
+                c.arg("infer")
+                    .arg(&model)
+                    .arg(&prompt)
+                    .arg(N_GEN.to_string())
+                    .arg(threads.to_string());
                 c
             } else {
                 let mut c = Command::new(&reference);
@@ -70,7 +78,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             };
             let pp_tokens = get("pp_tokens")?;
             if pp_tokens as usize != N_PROMPT {
-                return Err(format!("expected a {N_PROMPT}-token prompt, got {pp_tokens}"));
+                return Err(format!(
+                    "expected a {N_PROMPT}-token prompt, got {pp_tokens}"
+                ));
             }
             let k = if is_ours { 0 } else { 1 };
             samples[k].push(get("pp_tok_s")?);

@@ -87,7 +87,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             body.push_str(&format!("\n```\n{}\n```\n", tail(&out, 60)));
         }
     } else {
-        body.push_str(&format!("\nLeakSanitizer run skipped: {lsan} not found (Debian: liblsan0)\n"));
+        body.push_str(&format!(
+            "\nLeakSanitizer run skipped: {lsan} not found (Debian: liblsan0)\n"
+        ));
     }
 
     if !opts.flag("--no-valgrind") {

@@ -1,0 +1,6 @@
+//! libFuzzer entry point; the checks are in `llama_prebuilt_fuzz::gguf_header`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = llama_prebuilt_fuzz::gguf_header(data);
+});
