@@ -91,8 +91,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         let pick = |prefix: &str| {
             stderr
                 .lines()
-                .filter(|l| l.contains(prefix))
-                .next_back()
+                .rfind(|l| l.contains(prefix))
                 .unwrap_or("")
                 .trim()
                 .to_string()

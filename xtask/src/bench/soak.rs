@@ -46,6 +46,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .env("LLAMA_SOAK_CYCLES", cycles.to_string())
         .env("LLAMA_SOAK_TOKENS", tokens.to_string());
     let (ok, out) = output(&mut native)?;
+    let mut all_ok = ok;
     let native_line = soak_line(&out);
     let mut body = format!(
         "`LLAMA_SOAK_CYCLES={cycles} LLAMA_SOAK_TOKENS={tokens} cargo test -p llama-prebuilt --test soak -- --nocapture` \
@@ -72,6 +73,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .env("LLAMA_SOAK_TOKENS", tokens.to_string())
         .env("LLAMA_SOAK_NO_RSS_CHECK", "1");
         let (ok, out) = output(&mut cmd)?;
+        all_ok &= ok;
         let leaks: Vec<&str> = out
             .lines()
             .filter(|l| l.contains("LeakSanitizer"))
@@ -97,7 +99,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         std::fs::create_dir_all(bench_dir()).map_err(|e| e.to_string())?;
         let runner = format!(
             "valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
-             --errors-for-leak-kinds=definite --num-callers=30 --log-file={}",
+             --errors-for-leak-kinds=definite --error-exitcode=99 --num-callers=30 --log-file={}",
             log.display()
         );
         eprintln!("xtask bench: soak under valgrind, {vg_cycles} cycles / {vg_tokens} tokens ...");
@@ -109,6 +111,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .env("LLAMA_SOAK_NO_RSS_CHECK", "1");
         let t0 = std::time::Instant::now();
         let (ok, out) = output(&mut vg)?;
+        all_ok &= ok;
         let secs = t0.elapsed().as_secs_f64();
         let vlog = std::fs::read_to_string(&log).unwrap_or_default();
         let pick = |key: &str| {
@@ -133,7 +136,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         ));
     }
     report("bench soak", &body);
-    Ok(())
+    if all_ok {
+        Ok(())
+    } else {
+        Err("a soak run failed (see the report above)".into())
+    }
 }
 
 /// Runs and returns (success, stdout + stderr).

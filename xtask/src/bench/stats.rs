@@ -1,6 +1,6 @@
 //! Medians and the small formatting helpers the reports share.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Median of the samples (mean of the middle two for an even count); NaN when empty.
 pub(crate) fn median(samples: &[f64]) -> f64 {
@@ -15,13 +15,6 @@ pub(crate) fn median(samples: &[f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
-}
-
-/// `min–max` of the samples, for the spread column.
-pub(crate) fn range(samples: &[f64]) -> (f64, f64) {
-    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
 }
 
 /// The samples as a comma-separated list with `digits` decimals.
@@ -47,8 +40,4 @@ pub(crate) fn secs(s: f64) -> String {
     } else {
         format!("{s:.2} s")
     }
-}
-
-pub(crate) fn duration(d: Duration) -> String {
-    secs(d.as_secs_f64())
 }

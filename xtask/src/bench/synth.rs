@@ -74,11 +74,11 @@ fn write_tar_gz(path: &Path, tag: &str, layout: Layout, pad: u64, seed: u64) -> 
         h.set_mtime(1_767_225_600);
         h
     };
-    let mut file = |t: &mut tar::Builder<_>, name: &str, data: &[u8]| -> io::Result<()> {
+    let file = |t: &mut tar::Builder<_>, name: &str, data: &[u8]| -> io::Result<()> {
         let mut h = header(tar::EntryType::Regular, data.len() as u64, 0o755);
         t.append_data(&mut h, format!("{top}/{name}"), data)
     };
-    let mut link = |t: &mut tar::Builder<GzEncoder<BufWriter<File>>>, name: &str, target: &str| {
+    let link = |t: &mut tar::Builder<GzEncoder<BufWriter<File>>>, name: &str, target: &str| {
         let mut h = header(tar::EntryType::Symlink, 0, 0o777);
         t.append_link(&mut h, format!("{top}/{name}"), target)
     };
