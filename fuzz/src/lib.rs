@@ -24,9 +24,12 @@ use llama_prebuilt_fetch::extract::{extract, ArchiveKind, Limits};
 pub mod mutate;
 pub mod seeds;
 
+/// A target: takes the input, returns a short signature of what it did (for the stable
+/// driver's pool of inputs), panics when a property fails.
+pub type Target = fn(&[u8]) -> String;
+
 /// The fuzz targets by name.
-/// Each returns a short signature of what the input did (for the stable driver's pool).
-pub const TARGETS: &[(&str, fn(&[u8]) -> String)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("extract_targz", extract_targz),
     ("extract_zip", extract_zip),
     ("gguf_header", gguf_header),
@@ -90,7 +93,12 @@ fn check_extract(file: &[u8], kind: ArchiveKind) -> String {
     for (i, dir) in levels.iter().enumerate() {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("list sandbox level")
-            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.sort();
         let expected: Vec<&str> = match i {
@@ -105,8 +113,7 @@ fn check_extract(file: &[u8], kind: ArchiveKind) -> String {
             _ => vec![LEVELS[i]],
         };
         assert_eq!(
-            names,
-            expected,
+            names, expected,
             "extraction wrote outside the destination (level {i}); result: {result:?}"
         );
     }
@@ -119,8 +126,14 @@ fn check_extract(file: &[u8], kind: ArchiveKind) -> String {
     }
     match &result {
         Ok(entries) => {
-            assert!(entries.len() as u64 <= LIMITS.max_entries, "too many entries listed");
-            assert!(total <= LIMITS.max_total_bytes, "wrote {total} bytes, over the limit");
+            assert!(
+                entries.len() as u64 <= LIMITS.max_entries,
+                "too many entries listed"
+            );
+            assert!(
+                total <= LIMITS.max_total_bytes,
+                "wrote {total} bytes, over the limit"
+            );
             for e in entries {
                 assert!(
                     e.path
@@ -184,7 +197,11 @@ fn walk(root: &Path, dir: &Path, total: &mut u64, count: &mut u64) {
         } else if ft.is_dir() {
             walk(root, &path, total, count);
         } else {
-            assert!(ft.is_file(), "{} is not a file, dir or link", path.display());
+            assert!(
+                ft.is_file(),
+                "{} is not a file, dir or link",
+                path.display()
+            );
             *total += meta.len();
         }
     }
@@ -231,7 +248,10 @@ pub fn gguf_header(data: &[u8]) -> String {
     match whole {
         Ok(h) => {
             let sig = format!("ok {} {}", h.tensors.len().min(4), h.n_kv.min(4));
-            assert!(gguf::looks_like_gguf(data), "parsed without a valid magic/version");
+            assert!(
+                gguf::looks_like_gguf(data),
+                "parsed without a valid magic/version"
+            );
             assert!(
                 h.tensors.len() as u64 <= data.len() as u64 / 8,
                 "{} tensors from {} bytes",

@@ -11,7 +11,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -20,7 +20,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     pub fn chance(&mut self, one_in: usize) -> bool {
@@ -82,7 +82,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], pool: &[Vec<u8>], focus: Option<usize
             }
             1 if len > 0 => {
                 let p = pos(rng, len, focus);
-                v[p] = rng.next() as u8;
+                v[p] = rng.next_u64() as u8;
             }
             2 if len > 0 => {
                 let p = pos(rng, len, focus);
@@ -98,13 +98,17 @@ pub fn mutate(rng: &mut Rng, input: &[u8], pool: &[Vec<u8>], focus: Option<usize
                 } else {
                     val.to_be_bytes()
                 };
-                let src = if rng.chance(2) { &bytes[..width] } else { &bytes[8 - width..] };
+                let src = if rng.chance(2) {
+                    &bytes[..width]
+                } else {
+                    &bytes[8 - width..]
+                };
                 v[p..p + width].copy_from_slice(src);
             }
             4 => {
                 let p = pos(rng, len + 1, focus).min(len);
                 let n = 1 + rng.below(16);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 v.splice(p..p, bytes);
             }
             5 if len > 0 => {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use llama_prebuilt_fuzz::mutate::{mutate, Rng};
-use llama_prebuilt_fuzz::{seeds::seeds, TARGETS};
+use llama_prebuilt_fuzz::{seeds::seeds, Target, TARGETS};
 
 struct Counting;
 
@@ -51,8 +51,6 @@ fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-type Target = fn(&[u8]) -> String;
-
 /// Runs one input: its outcome signature, or `Err(message)` on a crash.
 fn exec(name: &str, f: Target, input: &[u8]) -> Result<String, String> {
     let gguf = name == "gguf_header";
@@ -66,10 +64,10 @@ fn exec(name: &str, f: Target, input: &[u8]) -> Result<String, String> {
         Ok(sig) => sig,
         Err(payload) => {
             let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".into());
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
             return Err(msg);
         }
     };
@@ -103,12 +101,19 @@ fn save_crash(name: &str, input: &[u8]) -> PathBuf {
 fn replay(name: &str, f: Target) -> (usize, Vec<String>) {
     let dir = fuzz_dir().join("regressions").join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     let mut failures = Vec::new();
     for p in &files {
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         let input = std::fs::read(p).expect("read regression input");
@@ -166,7 +171,10 @@ fn main() {
 
     let share = Duration::from_secs_f64(seconds / targets.len() as f64);
     let mut crashes = 0usize;
-    println!("fuzz-loop: seed {seed}, {seconds} s over {} targets", targets.len());
+    println!(
+        "fuzz-loop: seed {seed}, {seconds} s over {} targets",
+        targets.len()
+    );
     for (name, f) in targets {
         let (n_reg, failures) = replay(name, *f);
         for fl in &failures {
@@ -209,7 +217,10 @@ fn main() {
                 }
                 Err(msg) => {
                     let path = save_crash(name, &input);
-                    println!("fuzz-loop: {name}: CRASH ({msg}); input saved to {}", path.display());
+                    println!(
+                        "fuzz-loop: {name}: CRASH ({msg}); input saved to {}",
+                        path.display()
+                    );
                     target_crashes += 1;
                     if target_crashes >= 5 {
                         break;
