@@ -214,17 +214,52 @@ mod bindings {
                 }
             }
             Err(why) => {
+                let help = if cfg!(feature = "bindgen") {
+                    "install libclang (Debian/Ubuntu: apt-get install libclang-dev; macOS: \
+                     xcode-select --install) or set LIBCLANG_PATH"
+                } else {
+                    "enable the `bindgen` feature (of llama-prebuilt-sys, or of llama-prebuilt) \
+                     and have libclang installed"
+                };
+                let scope = if vendored {
+                    format!(
+                        "pre-generated bindings exist for {}",
+                        committed_targets(manifest_dir)
+                    )
+                } else {
+                    "pre-generated bindings exist only for the vendored headers".to_string()
+                };
                 return Err(format!(
-                    "cannot generate bindings for {}: {why}\nhelp: install libclang (Debian/Ubuntu: \
-                     apt-get install libclang-dev; macOS: xcode-select --install) or set LIBCLANG_PATH{}",
-                    target.triple,
-                    if vendored { "" } else { "; pre-generated bindings exist only for the vendored headers" }
-                ))
+                    "cannot generate bindings for {}: {why}\nhelp: {help}; {scope}",
+                    target.triple
+                ));
             }
         }
         std::fs::copy(&committed, &out)
             .map_err(|e| format!("cannot copy {}: {e}", committed.display()))?;
         Ok(())
+    }
+
+    /// The targets with committed bindings, for error messages.
+    fn committed_targets(manifest_dir: &Path) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(manifest_dir.join("bindings"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix(".rs")
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        if names.is_empty() {
+            "no target".into()
+        } else {
+            names.join(", ")
+        }
     }
 
     #[cfg(feature = "bindgen")]

@@ -139,11 +139,21 @@ const BUILD_RS: &str = r#"fn main() {
 
 impl Downstream {
     pub fn create(name: &str, world: &'static World) -> Downstream {
+        Downstream::create_with(name, world, "")
+    }
+
+    /// A downstream crate whose dependency line gets `extra` (e.g. `default-features = false`).
+    pub fn create_with(name: &str, world: &'static World, extra: &str) -> Downstream {
         let dir = tempfile::tempdir().unwrap();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {extra}")
+        };
         let manifest = format!(
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nllama-prebuilt-sys = {{ path = {:?} }}\n\n[workspace]\n",
+             [dependencies]\nllama-prebuilt-sys = {{ path = {:?}{extra} }}\n\n[workspace]\n",
             repo.display().to_string()
         );
         std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();

@@ -300,3 +300,47 @@ fn cross_build_for_aarch64_links_and_runs_under_qemu() {
     assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
     let _ = arm;
 }
+
+#[test]
+fn without_the_bindgen_feature_the_committed_bindings_are_used() {
+    let _g = serial();
+    let world = World::get();
+    let app = Downstream::create_with("nobindgen-app", world, "default-features = false");
+    // The pinned tag on a target with committed bindings: no bindgen, no libclang, no warning.
+    let env = [("LLAMA_PREBUILT_VERSION", ""), ("LLAMA_INCLUDE_DIR", "")];
+    let out = app.cargo(
+        &["build", "-p", "llama-prebuilt-sys"],
+        &[("DOCS_RS", "1"), env[0], env[1]],
+    );
+    out.assert_ok("build without bindgen");
+    assert!(
+        !out.stderr.contains("Compiling bindgen"),
+        "bindgen must not be compiled:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("warning: llama-prebuilt"),
+        "{}",
+        out.stderr
+    );
+    // A target without committed bindings says how to get them.
+    let out = app.cargo(
+        &[
+            "build",
+            "-p",
+            "llama-prebuilt-sys",
+            "--target",
+            "aarch64-apple-darwin",
+        ],
+        &[("DOCS_RS", "1"), env[0], env[1]],
+    );
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("cannot generate bindings for aarch64-apple-darwin")
+            && out.stderr.contains("enable the `bindgen` feature")
+            && out.stderr.contains("x86_64-unknown-linux-gnu"),
+        "{}",
+        out.stderr
+    );
+}
