@@ -95,7 +95,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
 
     if !opts.flag("--no-valgrind") {
-        let log = bench_dir().join("soak-valgrind.log");
+        let log = bench_dir().join(format!("soak-valgrind-{vg_cycles}.log"));
         std::fs::create_dir_all(bench_dir()).map_err(|e| e.to_string())?;
         let runner = format!(
             "valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
