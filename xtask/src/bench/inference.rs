@@ -5,7 +5,6 @@
 //! Runs are interleaved and both programs time the same regions (each `llama_decode` call;
 //! ours includes the safe crate's batch validation and bookkeeping around it).
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -148,26 +147,15 @@ fn ours_app(world: &World, lib_dir: &Path) -> Result<PathBuf, String> {
     apps::build(&app, &target_dir().join("bench-app"), true, &env)
 }
 
-/// reference.c compiled with -O2 against the fixture's headers and libraries.
+/// reference.c compiled with -O2 against the fixture's headers and libraries (the same
+/// compilation the parity tests use).
 pub(crate) fn compile_reference(lib_dir: &Path, include_dir: &Path) -> Result<PathBuf, String> {
-    let source = world::workspace_root().join("test-support/c/reference.c");
-    let exe = bench_dir().join("llama-reference");
     std::fs::create_dir_all(bench_dir()).map_err(|e| e.to_string())?;
-    let mut cc = Command::new(std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc")));
-    cc.args(["-std=c11", "-O2"])
-        .arg("-I")
-        .arg(include_dir)
-        .arg(&source)
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(lib_dir)
-        .args(["-lllama", "-lggml", "-lggml-base"]);
-    let mut rpath = OsString::from("-Wl,-rpath,");
-    rpath.push(lib_dir);
-    cc.arg(rpath);
-    run_ok(&mut cc)?;
-    Ok(exe)
+    llama_prebuilt_test_support::reference::compile(
+        lib_dir,
+        &[include_dir.to_path_buf()],
+        &bench_dir(),
+    )
 }
 
 /// A prompt of exactly `n` tokens (BOS included): digits, one byte token each in the test
