@@ -9,6 +9,7 @@
 
 pub mod archives;
 pub mod fixture;
+pub mod fs_tree;
 pub mod gguf;
 pub mod mirror;
 pub mod reference;

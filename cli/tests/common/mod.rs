@@ -2,7 +2,7 @@
 //! that cannot leak the developer's own settings (every LLAMA_* variable, the token, proxies).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use llama_prebuilt_fetch::vars;
@@ -138,30 +138,4 @@ impl Env {
     }
 }
 
-/// Everything under `root`, relative, sorted.
-pub fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            out.push(
-                p.strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-            );
-            if std::fs::symlink_metadata(&p)
-                .map(|m| m.is_dir())
-                .unwrap_or(false)
-            {
-                walk(base, &p, out);
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
+pub use llama_prebuilt_test_support::fs_tree::tree;

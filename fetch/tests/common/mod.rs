@@ -94,33 +94,7 @@ pub fn linux_x64(tag: &str) -> Request {
     Request::new(tag, Target::from_triple("x86_64-unknown-linux-gnu"))
 }
 
-/// Everything under `root`, relative, sorted (to assert on what the cache holds).
-pub fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            out.push(
-                p.strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-            );
-            if std::fs::symlink_metadata(&p)
-                .map(|m| m.is_dir())
-                .unwrap_or(false)
-            {
-                walk(base, &p, out);
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
+pub use llama_prebuilt_test_support::fs_tree::tree;
 
 /// Asserts the cache holds no entry, no archive and no temporary leftovers for `asset`.
 pub fn assert_nothing_cached(cache: &Path, tag: &str, asset: &str) {
