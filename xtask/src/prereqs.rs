@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod libclang;
+
 /// A program and the Debian package that provides it.
 pub(crate) struct Tool {
     pub program: &'static str,
@@ -57,7 +59,7 @@ pub(crate) const CROSS: &[Tool] = &[
 
 fn present(tool: &Tool) -> bool {
     if tool.program == "libclang" {
-        return libclang_present();
+        return libclang::find(&libclang::SearchEnv::from_process()).is_some();
     }
     if tool.program.starts_with('/') {
         return std::path::Path::new(tool.program).exists();
@@ -66,28 +68,6 @@ fn present(tool: &Tool) -> bool {
         .args(tool.probe)
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn libclang_present() -> bool {
-    let dirs = [
-        "/usr/lib/llvm-19/lib",
-        "/usr/lib/llvm-18/lib",
-        "/usr/lib/llvm-16/lib",
-        "/usr/lib/llvm-15/lib",
-        "/usr/lib/llvm-14/lib",
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib",
-    ];
-    std::env::var_os("LIBCLANG_PATH").is_some()
-        || dirs.iter().any(|d| {
-            std::fs::read_dir(d)
-                .map(|rd| {
-                    rd.flatten()
-                        .any(|e| e.file_name().to_string_lossy().starts_with("libclang"))
-                })
-                .unwrap_or(false)
-        })
 }
 
 /// Installs whatever of `tools` is missing, or explains how.
