@@ -13,3 +13,4 @@ pub mod fs_tree;
 pub mod gguf;
 pub mod mirror;
 pub mod reference;
+pub mod test_env;
