@@ -7,7 +7,9 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-use llama_prebuilt_fetch::{libdir, linking, vars, Config, Fetcher, Request, Target, PINNED_TAG};
+use llama_prebuilt_fetch::{
+    libdir, linking, vars, Config, DigestSource, Fetcher, Request, Target, PINNED_TAG,
+};
 
 fn main() {
     if let Err(message) = run() {
@@ -145,7 +147,7 @@ fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> 
             installed.asset
         );
     }
-    if installed.digest_source.contains("API") {
+    if installed.digest_source == DigestSource::GithubApi {
         // Trust on first use is weaker than a pinned digest: say so once, when it happens.
         if installed.downloaded {
             println!(

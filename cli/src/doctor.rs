@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::DoctorArgs;
-use crate::output::{self, digest_label, human_bytes};
+use crate::output::{self, human_bytes};
 use crate::settings::{self, Chosen};
 use crate::verify::check_cache;
 
@@ -54,11 +54,26 @@ struct Digest {
 #[derive(Debug, Default, Serialize)]
 struct CacheState {
     root: Option<PathBuf>,
-    /// `cached`, `corrupt`, `absent` or `unknown`.
-    state: String,
+    state: EntryState,
     entry_dir: Option<PathBuf>,
     lib_dir: Option<PathBuf>,
     problem: Option<String>,
+}
+
+/// The cache entry a build would use, as far as doctor could tell (`cached`, `corrupt`,
+/// `absent` or `unknown` in JSON).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum EntryState {
+    /// Present and every file verifies.
+    Cached,
+    /// Present but damaged; a build repairs it.
+    Corrupt,
+    /// Not in the cache; a build fetches it.
+    Absent,
+    /// Not looked at (no asset could be resolved).
+    #[default]
+    Unknown,
 }
 
 pub fn run(ctx: Ctx, args: &DoctorArgs) -> CmdResult {
@@ -102,10 +117,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
         offline: config.offline.is_some(),
         offline_reason: config.offline.clone(),
         overrides: overrides(),
-        cache: CacheState {
-            state: "unknown".into(),
-            ..CacheState::default()
-        },
+        cache: CacheState::default(),
         ..Report::default()
     };
     let lib_dir = settings::env(vars::LIB_DIR);
@@ -192,17 +204,17 @@ fn diagnose(args: &DoctorArgs) -> Report {
             r.cache.entry_dir = Some(dir.clone());
             match entry {
                 Some(e) if e.ok => {
-                    r.cache.state = "cached".into();
+                    r.cache.state = EntryState::Cached;
                     r.cache.lib_dir = Some(e.lib_dir);
                 }
                 Some(e) => {
-                    r.cache.state = "corrupt".into();
+                    r.cache.state = EntryState::Corrupt;
                     r.cache.problem = e.problem;
                 }
-                None => r.cache.state = "absent".into(),
+                None => r.cache.state = EntryState::Absent,
             }
         }
-        None => r.cache.state = "absent".into(),
+        None => r.cache.state = EntryState::Absent,
     }
     if !needs_fetch {
         return finish(r);
@@ -222,7 +234,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
             archive.display(),
             from.unwrap_or(api)
         )
-    } else if r.cache.state == "cached" {
+    } else if r.cache.state == EntryState::Cached {
         format!(
             "use the cached libraries in {}",
             r.cache
@@ -245,7 +257,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
             .and_then(|d| d.size)
             .map(|s| format!(" ({})", human_bytes(s)))
             .unwrap_or_default();
-        let verb = if r.cache.state == "corrupt" {
+        let verb = if r.cache.state == EntryState::Corrupt {
             "rebuild the corrupt cache entry: download"
         } else {
             "download"
@@ -330,12 +342,7 @@ fn render(r: &Report) -> String {
     kv(
         "digest",
         match &r.digest {
-            Some(d) => format!(
-                "{} from {} [{}]",
-                d.sha256,
-                d.source,
-                digest_label(&d.source)
-            ),
+            Some(d) => format!("{} from {} [{}]", d.sha256, d.source, d.label),
             None if r.offline => "none known locally (the API cannot be asked offline)".into(),
             None => "none known locally; a build would take the GitHub release API's digest".into(),
         },
@@ -350,8 +357,8 @@ fn render(r: &Report) -> String {
     );
     kv(
         "cache state",
-        match r.cache.state.as_str() {
-            "cached" => format!(
+        match r.cache.state {
+            EntryState::Cached => format!(
                 "cached and verified: {}",
                 r.cache
                     .lib_dir
@@ -359,12 +366,12 @@ fn render(r: &Report) -> String {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default()
             ),
-            "corrupt" => format!(
+            EntryState::Corrupt => format!(
                 "CORRUPT ({}); a build repairs it",
                 r.cache.problem.as_deref().unwrap_or("?")
             ),
-            "absent" => "not cached".into(),
-            other => other.into(),
+            EntryState::Absent => "not cached".into(),
+            EntryState::Unknown => "unknown".into(),
         },
     );
     kv(

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::DownloadArgs;
-use crate::output::{self, digest_label, short_sha, Table};
+use crate::output::{self, short_sha, Table};
 use crate::progress::Reporter;
 use crate::settings;
 
@@ -269,11 +269,11 @@ fn row(
             } else {
                 "cached"
             },
-            digest_label: Some(digest_label(&i.digest_source)),
+            digest_label: Some(i.digest_source.label().to_string()),
             asset: Some(i.asset),
             url: Some(i.url),
             sha256: Some(i.sha256),
-            digest_source: Some(i.digest_source),
+            digest_source: Some(i.digest_source.to_string()),
             lib_dir: Some(output::tidy_path(&i.lib_dir)),
             entry_dir: Some(i.entry_dir),
             repaired: i.repaired,

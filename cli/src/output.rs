@@ -117,26 +117,9 @@ pub fn short_sha(sha: &str) -> String {
     sha.chars().take(12).collect()
 }
 
-/// A short label for the human-readable digest source the fetch library records
-/// (`DigestSource`'s `Display`): `embedded`, `checksums-file`, `env`, `github-api`.
-pub fn digest_label(source: &str) -> String {
-    if source.starts_with("checksums.toml embedded") {
-        "embedded".into()
-    } else if source.starts_with("checksums file") {
-        "checksums-file".into()
-    } else if source == "LLAMA_PREBUILT_SHA256" {
-        "env".into()
-    } else if source.contains("GitHub release API") {
-        "github-api".into()
-    } else {
-        source.into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llama_prebuilt_fetch::DigestSource;
 
     #[test]
     fn tables_align_columns() {
@@ -162,21 +145,5 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(16_434_223), "15.7 MiB");
-    }
-
-    #[test]
-    fn every_digest_source_has_a_label() {
-        for (source, label) in [
-            (DigestSource::Embedded, "embedded"),
-            (
-                DigestSource::ChecksumsFile("/x/sums.toml".into()),
-                "checksums-file",
-            ),
-            (DigestSource::EnvSha256, "env"),
-            (DigestSource::GithubApi, "github-api"),
-        ] {
-            assert_eq!(digest_label(&source.to_string()), label);
-            assert_eq!(source.label(), label, "the library's own labels agree");
-        }
     }
 }

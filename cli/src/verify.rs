@@ -151,12 +151,12 @@ pub fn check_cache(fetcher: &Fetcher) -> Vec<EntryReport> {
                 tag: e.manifest.tag,
                 asset: e.manifest.asset,
                 sha256: e.manifest.sha256,
-                digest_source: e.manifest.digest_source,
+                digest_source: e.manifest.digest_source.to_string(),
                 archive_size: e.manifest.size,
                 has_archive: e.has_archive,
                 dir: e.dir,
                 ok: r.is_ok(),
-                problem: r.err(),
+                problem: r.err().map(|damage| damage.to_string()),
             }
         })
         .collect()

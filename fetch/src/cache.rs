@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::asset::asset_stem;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::hashing::sha256_file;
+use crate::manifest::{Manifest, Mismatch};
 
 /// Name of the directory under the OS cache dir.
 pub const DIR_NAME: &str = "llama-prebuilt";
@@ -72,6 +73,60 @@ pub struct CacheEntry {
     pub manifest: Manifest,
     /// Whether the verified archive is kept beside it.
     pub has_archive: bool,
+}
+
+/// Why a cache entry no longer verifies.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EntryDamage {
+    /// The extracted files differ from the manifest.
+    Files(Mismatch),
+    /// The kept archive does not have the manifest's digest.
+    Archive {
+        /// The kept archive.
+        path: PathBuf,
+        /// Its sha256 now.
+        actual: String,
+        /// The manifest's sha256.
+        expected: String,
+    },
+    /// The kept archive could not be read.
+    ArchiveUnreadable {
+        /// The kept archive.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for EntryDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryDamage::Files(m) => m.fmt(f),
+            EntryDamage::Archive {
+                path,
+                actual,
+                expected,
+            } => write!(
+                f,
+                "archive {} has sha256 {actual}, expected {expected}",
+                path.display()
+            ),
+            EntryDamage::ArchiveUnreadable { path, source } => {
+                write!(f, "archive {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for EntryDamage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EntryDamage::Files(m) => Some(m),
+            EntryDamage::ArchiveUnreadable { source, .. } => Some(source),
+            EntryDamage::Archive { .. } => None,
+        }
+    }
 }
 
 /// What `clean` removed.
@@ -287,6 +342,28 @@ impl Cache {
             (&a.manifest.tag, &a.manifest.asset).cmp(&(&b.manifest.tag, &b.manifest.asset))
         });
         out
+    }
+
+    /// Re-checks one entry: its files against the manifest, then the kept archive (if any)
+    /// against the manifest's digest.
+    pub fn verify_entry(&self, entry: &CacheEntry) -> std::result::Result<(), EntryDamage> {
+        entry
+            .manifest
+            .verify(&entry.dir.join("files"))
+            .map_err(EntryDamage::Files)?;
+        if !entry.has_archive {
+            return Ok(());
+        }
+        let path = self.archive_path(&entry.manifest.tag, &entry.manifest.asset);
+        match sha256_file(&path) {
+            Ok((sha, _)) if sha == entry.manifest.sha256 => Ok(()),
+            Ok((actual, _)) => Err(EntryDamage::Archive {
+                path,
+                actual,
+                expected: entry.manifest.sha256.clone(),
+            }),
+            Err(source) => Err(EntryDamage::ArchiveUnreadable { path, source }),
+        }
     }
 
     /// Removes entries (all, or of one tag) and their archives, plus temporary leftovers.

@@ -34,9 +34,9 @@ pub struct Checksums {
 
 impl Checksums {
     /// Parses the TOML text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Checksums> {
+    pub fn parse(text: &str, origin: &Path) -> Result<Checksums> {
         let bad = |detail: String| Error::Checksums {
-            path: origin.to_string(),
+            path: origin.to_path_buf(),
             detail,
         };
         let mut tags: BTreeMap<String, BTreeMap<String, Digest>> =
@@ -62,15 +62,15 @@ impl Checksums {
     /// Reads and parses a checksums file.
     pub fn load(path: &Path) -> Result<Checksums> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Checksums {
-            path: path.display().to_string(),
+            path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-        Checksums::parse(&text, &path.display().to_string())
+        Checksums::parse(&text, path)
     }
 
     /// The table embedded in this crate.
     pub fn embedded() -> Checksums {
-        Checksums::parse(EMBEDDED, "embedded checksums.toml")
+        Checksums::parse(EMBEDDED, Path::new("checksums.toml (embedded)"))
             .expect("the embedded checksums.toml parses")
     }
 
@@ -120,18 +120,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests_and_tags() {
-        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha256 = \"abc\" }\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Checksums::parse(
+            "[b1]\n\"a.zip\" = { sha256 = \"abc\" }\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("x.toml") && e.contains("not 64 hex digits"),
             "{e}"
         );
-        let e = Checksums::parse("[latest]\n", "y.toml")
+        let e = Checksums::parse("[latest]\n", Path::new("y.toml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a release tag"), "{e}");
-        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha = \"abc\" }\n", "z.toml")
+        let e = Checksums::parse("[b1]\n\"a.zip\" = { sha = \"abc\" }\n", Path::new("z.toml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("z.toml"), "{e}");

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::digest::DigestSource;
 use crate::extract::ExtractError;
 use crate::libdir::LocateError;
 
@@ -34,12 +35,18 @@ pub enum Error {
     /// A tag known to be broken upstream.
     BrokenTag { tag: String, why: &'static str },
     /// A checksums file could not be read or parsed.
-    Checksums { path: String, detail: String },
-    /// Two trust sources disagree about one asset.
+    Checksums { path: PathBuf, detail: String },
+    /// A digest given on the command line or in the environment is not a sha256;
+    /// `given_by` names the flag or variable.
+    BadSha256 {
+        given_by: &'static str,
+        value: String,
+    },
+    /// Two trust sources disagree about one asset: (source, sha256) of each.
     ConflictingDigests {
         asset: String,
-        first: (String, String),
-        second: (String, String),
+        first: (DigestSource, String),
+        second: (DigestSource, String),
     },
     /// No trusted digest is known for the asset.
     NoDigest { asset: String, url: String },
@@ -49,7 +56,7 @@ pub enum Error {
         url: String,
         expected: String,
         actual: String,
-        source: String,
+        source: DigestSource,
     },
     /// A local file does not have the digest it was checked against.
     FileMismatch {
@@ -68,7 +75,7 @@ pub enum Error {
     HttpStatus {
         url: String,
         status: u16,
-        hint: String,
+        hint: Option<String>,
     },
     /// Network failure that survived all retries.
     Network {
@@ -159,8 +166,13 @@ impl std::fmt::Display for Error {
             ),
             Error::Checksums { path, detail } => write!(
                 f,
-                "cannot use checksums file {path}: {detail}\n\
-                 help: the format is `[bNNNN]` tables of `\"<asset>\" = {{ sha256 = \"<64 hex>\", size = <bytes> }}`"
+                "cannot use checksums file {}: {detail}\n\
+                 help: the format is `[bNNNN]` tables of `\"<asset>\" = {{ sha256 = \"<64 hex>\", size = <bytes> }}`",
+                path.display()
+            ),
+            Error::BadSha256 { given_by, value } => write!(
+                f,
+                "{given_by}: `{value}` is not a 64-digit hex sha256"
             ),
             Error::ConflictingDigests { asset, first, second } => write!(
                 f,
@@ -192,7 +204,7 @@ impl std::fmt::Display for Error {
             ),
             Error::HttpStatus { url, status, hint } => {
                 write!(f, "HTTP {status} for {url}")?;
-                if !hint.is_empty() {
+                if let Some(hint) = hint {
                     write!(f, "\nhelp: {hint}")?;
                 }
                 Ok(())

@@ -7,18 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::asset::{self, Platform};
-use crate::cache::{Cache, TempPath};
+use crate::cache::{Cache, CacheEntry, EntryDamage, TempPath};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::extract::{self, ArchiveKind, EntryKind, Limits};
 use crate::hashing::{sha256_file, HashingWriter};
 use crate::http::{Downloaded, Http};
 use crate::libdir;
-use crate::manifest::{Manifest, ManifestFile, SCHEMA};
+use crate::manifest::{FileKind, Manifest, ManifestFile, SCHEMA};
 use crate::progress::{Event, Progress, Silent};
 use crate::release::{self, Release};
 use crate::target::Target;
-use crate::trust::{Expected, TrustStore};
+use crate::trust::{DigestSource, Expected, TrustStore};
 
 /// What to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +53,8 @@ pub struct Installed {
     pub url: String,
     /// sha256 of the archive.
     pub sha256: String,
-    /// Where the expected digest came from (human-readable).
-    pub digest_source: String,
-    /// The same as a short label: `embedded`, `checksums-file`, `env` or `github-api`.
-    pub digest_label: String,
+    /// Where the expected digest came from (`label()` for the short form).
+    pub digest_source: DigestSource,
     /// The cache entry (`manifest.json` + `files/`).
     pub entry_dir: PathBuf,
     /// The directory holding libllama and the ggml libraries.
@@ -276,24 +274,12 @@ impl Fetcher {
 
     /// Re-checks every cache entry (files against the manifest, and the kept archive against the
     /// manifest's digest). Returns each entry with the first problem found.
-    pub fn verify_cache(&self) -> Vec<(crate::cache::CacheEntry, std::result::Result<(), String>)> {
+    pub fn verify_cache(&self) -> Vec<(CacheEntry, std::result::Result<(), EntryDamage>)> {
         self.cache
             .entries()
             .into_iter()
             .map(|e| {
-                let mut r = e.manifest.verify(&e.dir.join("files"));
-                if r.is_ok() && e.has_archive {
-                    let path = self.cache.archive_path(&e.manifest.tag, &e.manifest.asset);
-                    r = match sha256_file(&path) {
-                        Ok((sha, _)) if sha == e.manifest.sha256 => Ok(()),
-                        Ok((sha, _)) => Err(format!(
-                            "archive {} has sha256 {sha}, expected {}",
-                            path.display(),
-                            e.manifest.sha256
-                        )),
-                        Err(err) => Err(format!("archive {}: {err}", path.display())),
-                    };
-                }
+                let r = self.cache.verify_entry(&e);
                 (e, r)
             })
             .collect()
@@ -325,14 +311,13 @@ impl Fetcher {
                     url: self.config.asset_url(tag, asset),
                     sha256: m.sha256.clone(),
                     digest_source: m.digest_source.clone(),
-                    digest_label: m.digest_label.clone(),
                     lib_dir: join_rel(&dir.join("files"), Path::new(&m.lib_dir)),
                     entry_dir: dir,
                     downloaded: false,
                     repaired: None,
                 })))
             }
-            Err(reason) => Ok(EntryState::Corrupt(reason)),
+            Err(mismatch) => Ok(EntryState::Corrupt(mismatch.to_string())),
         }
     }
 
@@ -466,7 +451,7 @@ impl Fetcher {
         self.progress.event(&Event::Resolved {
             asset: asset.to_string(),
             url: url.to_string(),
-            digest_source: expected.source.to_string(),
+            digest_source: expected.source.clone(),
         });
         let _lock = self.cache.lock(tag, asset, || {
             self.progress.event(&Event::WaitingForLock {
@@ -513,7 +498,7 @@ impl Fetcher {
                     url: shown_url,
                     expected: expected.sha256.clone(),
                     actual: got.sha256,
-                    source: expected.source.to_string(),
+                    source: expected.source.clone(),
                 });
             }
             if let Some(size) = expected.size.filter(|s| *s != got.size) {
@@ -529,7 +514,7 @@ impl Fetcher {
         self.progress.event(&Event::Verified {
             asset: asset.to_string(),
             sha256: expected.sha256.clone(),
-            digest_source: expected.source.to_string(),
+            digest_source: expected.source.clone(),
         });
 
         self.progress.event(&Event::Extracting {
@@ -551,8 +536,7 @@ impl Fetcher {
             asset: asset.to_string(),
             url: url.to_string(),
             sha256: expected.sha256.clone(),
-            digest_source: expected.source.to_string(),
-            digest_label: expected.source.label().to_string(),
+            digest_source: expected.source.clone(),
             lib_dir: join_rel(&entry_dir.join("files"), &lib_rel),
             entry_dir,
             downloaded,
@@ -599,21 +583,22 @@ impl Fetcher {
             asset: asset.to_string(),
             sha256: expected.sha256.clone(),
             size,
-            digest_source: expected.source.to_string(),
-            digest_label: expected.source.label().to_string(),
+            digest_source: expected.source.clone(),
             lib_dir: slash_path(&lib_rel),
             created_by: concat!("llama-prebuilt-fetch ", env!("CARGO_PKG_VERSION")).to_string(),
             files: entries
                 .iter()
                 .map(|e| {
                     let (kind, target) = match &e.kind {
-                        EntryKind::File { .. } => ("file", None),
-                        EntryKind::Dir => ("dir", None),
-                        EntryKind::Symlink { target } => ("symlink", Some(slash_path(target))),
+                        EntryKind::File { .. } => (FileKind::File, None),
+                        EntryKind::Dir => (FileKind::Dir, None),
+                        EntryKind::Symlink { target } => {
+                            (FileKind::Symlink, Some(slash_path(target)))
+                        }
                     };
                     ManifestFile {
                         path: slash_path(&e.path),
-                        kind: kind.to_string(),
+                        kind,
                         size: e.size,
                         sha256: e.sha256.clone(),
                         target,
@@ -707,9 +692,9 @@ pub(crate) fn copy_hashing(from: &Path, to: &Path) -> Result<Downloaded> {
 pub fn verify_file(path: &Path, expected: Option<&str>) -> Result<(String, u64)> {
     let (sha, size) = sha256_file(path).map_err(|e| Error::io("read", path, e))?;
     if let Some(raw) = expected {
-        let want = crate::checksums::normalize_sha256(raw).ok_or_else(|| Error::Checksums {
-            path: "--sha256".into(),
-            detail: format!("`{raw}` is not a 64-digit hex sha256"),
+        let want = crate::checksums::normalize_sha256(raw).ok_or_else(|| Error::BadSha256 {
+            given_by: "--sha256",
+            value: raw.to_string(),
         })?;
         if want != sha {
             return Err(Error::FileMismatch {

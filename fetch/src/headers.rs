@@ -9,9 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::digest::DigestSource;
 use crate::error::{Error, Result};
 use crate::fetcher::{copy_hashing, file_url_path, join_rel, Fetcher};
-use crate::manifest::{Manifest, ManifestFile, SCHEMA};
+use crate::manifest::{FileKind, Manifest, ManifestFile, SCHEMA};
 
 /// The headers `wrapper.h` includes, by their path in the llama.cpp source tree.
 pub const SOURCE_HEADERS: &[&str] = &[
@@ -45,8 +46,6 @@ pub struct Headers {
     pub base_url: String,
 }
 
-const TOFU: &str = "first download over HTTPS (no published digest)";
-
 impl Fetcher {
     /// Makes sure the headers of `tag` are in the cache, downloading them if needed.
     pub fn ensure_headers(&self, tag: &str) -> Result<Headers> {
@@ -74,7 +73,8 @@ impl Fetcher {
         let files_dir = work.path().join("files");
         std::fs::create_dir_all(&files_dir).map_err(|e| Error::io("create", &files_dir, e))?;
         let mut files = Vec::new();
-        let mut pinned = true;
+        // The source that pinned every file so far; `FirstUse` once one file had no digest.
+        let mut trusted: Option<DigestSource> = None;
         for path in SOURCE_HEADERS {
             let name = Path::new(path)
                 .file_name()
@@ -103,15 +103,17 @@ impl Fetcher {
                         url,
                         expected: want.sha256,
                         actual: got.sha256,
-                        source: want.source.to_string(),
+                        source: want.source,
                     })
                 }
-                Some(_) => {}
-                None => pinned = false,
+                Some(want) => {
+                    trusted.get_or_insert(want.source);
+                }
+                None => trusted = Some(DigestSource::FirstUse),
             }
             files.push(ManifestFile {
                 path: name,
-                kind: "file".into(),
+                kind: FileKind::File,
                 size: got.size,
                 sha256: got.sha256,
                 target: None,
@@ -123,16 +125,7 @@ impl Fetcher {
             asset: ENTRY.to_string(),
             sha256: String::new(),
             size: 0,
-            digest_source: if pinned {
-                "checksums file".into()
-            } else {
-                TOFU.into()
-            },
-            digest_label: if pinned {
-                "checksums-file".into()
-            } else {
-                "first-use".into()
-            },
+            digest_source: trusted.clone().unwrap_or(DigestSource::FirstUse),
             lib_dir: String::new(),
             created_by: format!(
                 "llama-prebuilt-fetch {} from {base}",
@@ -148,7 +141,7 @@ impl Fetcher {
         Ok(Headers {
             dir: join_rel(&entry, Path::new("files")),
             downloaded: true,
-            pinned,
+            pinned: trusted.is_some_and(|t| t.is_pinned()),
             base_url: base,
         })
     }
@@ -168,7 +161,7 @@ impl Fetcher {
         agrees.then(|| Headers {
             dir,
             downloaded: false,
-            pinned: m.digest_label == "checksums-file",
+            pinned: m.digest_source.is_pinned(),
             base_url: base.to_string(),
         })
     }

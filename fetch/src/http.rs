@@ -114,7 +114,10 @@ impl Http {
             .map_err(|e| match e {
                 Error::HttpStatus { url, status, hint } => Error::Api {
                     url,
-                    detail: format!("HTTP {status}. {hint}"),
+                    detail: match hint {
+                        Some(hint) => format!("HTTP {status}. {hint}"),
+                        None => format!("HTTP {status}"),
+                    },
                 },
                 Error::Network {
                     url,
@@ -259,16 +262,17 @@ fn check_status(
                 404 | 410 => "the release or asset does not exist at that address; check the tag \
                               (`llama-prebuilt list --version <tag>`), the variant, or the mirror's layout \
                               (<mirror>/<tag>/<asset>)"
-                    .to_string(),
+                    .to_string()
+                    .into(),
                 401 | 403 => {
                     let limited = headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()) == Some("0");
                     if limited {
-                        "GitHub API rate limit reached; set GITHUB_TOKEN or pin a tag listed in checksums.toml".into()
+                        Some("GitHub API rate limit reached; set GITHUB_TOKEN or pin a tag listed in checksums.toml".into())
                     } else {
-                        "access denied; check GITHUB_TOKEN or the mirror's permissions".into()
+                        Some("access denied; check GITHUB_TOKEN or the mirror's permissions".into())
                     }
                 }
-                _ => String::new(),
+                _ => None,
             };
             Err(Attempt::Final(Box::new(Error::HttpStatus {
                 url: url.to_string(),

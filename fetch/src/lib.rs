@@ -29,6 +29,7 @@ pub mod asset;
 pub mod cache;
 pub mod checksums;
 pub mod config;
+pub mod digest;
 mod error;
 pub mod extract;
 mod fetcher;

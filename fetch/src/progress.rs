@@ -3,6 +3,8 @@
 
 use std::sync::Mutex;
 
+use crate::digest::DigestSource;
+
 /// Something that happened while fetching.
 // Field names say what they hold (asset = file name, dir = a cache path).
 #[allow(missing_docs)]
@@ -13,7 +15,7 @@ pub enum Event {
     Resolved {
         asset: String,
         url: String,
-        digest_source: String,
+        digest_source: DigestSource,
     },
     /// A verified cache entry was found.
     CacheHit { asset: String, dir: String },
@@ -43,7 +45,7 @@ pub enum Event {
     Verified {
         asset: String,
         sha256: String,
-        digest_source: String,
+        digest_source: DigestSource,
     },
     /// The archive is being unpacked.
     Extracting { asset: String },

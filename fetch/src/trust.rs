@@ -5,58 +5,8 @@
 use std::path::PathBuf;
 
 use crate::checksums::{Checksums, Digest};
+pub use crate::digest::{DigestSource, Expected};
 use crate::error::{Error, Result};
-
-/// The source a digest was taken from; always reported to the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DigestSource {
-    /// The `checksums.toml` compiled into this crate.
-    Embedded,
-    /// A checksums file named with `LLAMA_PREBUILT_CHECKSUMS` (or the API's equivalent).
-    ChecksumsFile(PathBuf),
-    /// `LLAMA_PREBUILT_SHA256`.
-    EnvSha256,
-    /// The `digest` field of the GitHub release API (trust on first use, over HTTPS).
-    GithubApi,
-}
-
-impl std::fmt::Display for DigestSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DigestSource::Embedded => write!(
-                f,
-                "checksums.toml embedded in llama-prebuilt-fetch {}",
-                env!("CARGO_PKG_VERSION")
-            ),
-            DigestSource::ChecksumsFile(p) => write!(f, "checksums file {}", p.display()),
-            DigestSource::EnvSha256 => f.write_str("LLAMA_PREBUILT_SHA256"),
-            DigestSource::GithubApi => f.write_str("the GitHub release API digest"),
-        }
-    }
-}
-
-impl DigestSource {
-    /// A short machine-readable label (`embedded`, `checksums-file`, `env`, `github-api`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            DigestSource::Embedded => "embedded",
-            DigestSource::ChecksumsFile(_) => "checksums-file",
-            DigestSource::EnvSha256 => "env",
-            DigestSource::GithubApi => "github-api",
-        }
-    }
-}
-
-/// The digest an asset must have, and why we believe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    /// Lower-case hex sha256.
-    pub sha256: String,
-    /// Size in bytes, when the source records it.
-    pub size: Option<u64>,
-    /// Where the digest came from.
-    pub source: DigestSource,
-}
 
 /// The local trust sources (no network): embedded table, extra file, env digest.
 #[derive(Debug, Clone)]
@@ -80,9 +30,9 @@ impl TrustStore {
         let env_sha256 =
             match env_sha256 {
                 Some(raw) => Some(crate::checksums::normalize_sha256(raw).ok_or_else(|| {
-                    Error::Checksums {
-                        path: "LLAMA_PREBUILT_SHA256".into(),
-                        detail: format!("`{raw}` is not a 64-digit hex sha256"),
+                    Error::BadSha256 {
+                        given_by: crate::config::vars::SHA256,
+                        value: raw.to_string(),
                     }
                 })?),
                 None => None,
@@ -172,8 +122,8 @@ impl TrustStore {
         match (local, api) {
             (Some(l), Some(a)) if l.sha256 != a => Err(Error::ConflictingDigests {
                 asset: asset.to_string(),
-                first: (l.source.to_string(), l.sha256),
-                second: (DigestSource::GithubApi.to_string(), a),
+                first: (l.source, l.sha256),
+                second: (DigestSource::GithubApi, a),
             }),
             (Some(l), _) => Ok(Some(l)),
             (None, Some(a)) => Ok(Some(Expected {
@@ -196,8 +146,8 @@ fn agree(asset: &str, found: Vec<Expected>) -> Result<Option<Expected>> {
         if other.sha256 != first.sha256 {
             return Err(Error::ConflictingDigests {
                 asset: asset.to_string(),
-                first: (first.source.to_string(), first.sha256),
-                second: (other.source.to_string(), other.sha256),
+                first: (first.source, first.sha256),
+                second: (other.source, other.sha256),
             });
         }
         first.size = first.size.or(other.size);

@@ -23,7 +23,7 @@ fn downloads_verifies_extracts_and_then_hits_the_cache() {
     assert_eq!(got.sha256, sha);
     assert_eq!(got.asset, LINUX_X64);
     assert!(
-        got.digest_source.contains("checksums file"),
+        got.digest_source.to_string().contains("checksums file"),
         "{}",
         got.digest_source
     );
@@ -484,7 +484,10 @@ fn api_digest_is_used_when_no_checksums_file_knows_the_asset() {
     })
     .unwrap();
     let got = f.ensure(&linux_x64(TAG)).unwrap();
-    assert_eq!(got.digest_source, "the GitHub release API digest");
+    assert_eq!(
+        got.digest_source.to_string(),
+        "the GitHub release API digest"
+    );
     assert_eq!(env.mirror.api_hits(), 1);
 }
 
@@ -523,7 +526,7 @@ fn env_sha256_pins_an_asset_without_api() {
         ..env.config()
     };
     let got = Fetcher::new(cfg).unwrap().ensure(&linux_x64(TAG)).unwrap();
-    assert_eq!(got.digest_source, "LLAMA_PREBUILT_SHA256");
+    assert_eq!(got.digest_source.to_string(), "LLAMA_PREBUILT_SHA256");
 }
 
 #[test]
