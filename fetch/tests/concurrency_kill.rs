@@ -26,6 +26,7 @@ use common::*;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use llama_prebuilt_fetch::{Config, Event, Fetcher, HttpSettings, Progress, Request, Target};
+use llama_prebuilt_test_support::rng::SplitMix64;
 
 /// Set in the children: `cache|mirror|api|checksums|triple,triple`.
 const CHILD_ENV: &str = "LLAMA_PREBUILT_TEST_CONCURRENCY_CHILD";
@@ -138,15 +139,7 @@ fn windows_archive() -> Vec<u8> {
 }
 
 fn filler(seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..FILLER_BYTES)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    SplitMix64::new(seed).bytes_vec(FILLER_BYTES as usize)
 }
 
 struct Kid {

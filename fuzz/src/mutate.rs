@@ -2,31 +2,9 @@
 //! deletes, duplications, truncation, splicing), stacked 1–8 times per input, for the stable
 //! driver. Positions are biased towards the first `focus` bytes (the headers) when given.
 
-/// xorshift64*: deterministic from the seed, so a run can be repeated.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
+/// The project's one test PRNG (SplitMix64, from test-support): deterministic from the seed,
+/// so a run can be repeated.
+pub use llama_prebuilt_test_support::rng::SplitMix64 as Rng;
 
 const INTERESTING: &[u64] = &[
     0,

@@ -54,6 +54,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use crate::rng::SplitMix64;
+
 /// Token id of `<s>`, the BOS token (added by tokenize when `add_special` is set).
 pub const BOS_ID: i32 = 256;
 /// Token id of `</s>`, the EOS token.
@@ -660,29 +662,6 @@ impl<W: Write> Write for CountingWriter<W> {
 fn pad<W: Write>(out: &mut CountingWriter<W>) -> io::Result<()> {
     let n = align(out.written) - out.written;
     out.write_all(&[0u8; GGUF_ALIGNMENT as usize][..n as usize])
-}
-
-/// SplitMix64: tiny, fast, and good enough for random weights.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn next_symmetric(&mut self) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        2.0 * unit - 1.0
-    }
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {

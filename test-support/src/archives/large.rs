@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::release::{dummy_contents, tag_number};
 use super::tarball::TarGz;
+use crate::rng::SplitMix64;
 
 /// Digest and size of a written file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub fn write_large_tar_gz(path: &Path, tag: &str, approx_bytes: u64) -> io::Resu
     t.symlink(&format!("{top}/libllama.so"), "libllama.so.0")?;
     // Headers, padding and gzip framing add a few KiB; not worth subtracting.
     let bulk = approx_bytes.saturating_sub(8 * 1024);
-    let random = Read::take(Prng(0x9E37_79B9_7F4A_7C15 ^ approx_bytes), bulk);
+    let random = Read::take(SplitMix64::new(0x9E37_79B9_7F4A_7C15 ^ approx_bytes), bulk);
     t.file_from(&format!("{top}/llama-server"), 0o755, bulk, random)?;
     let mut out = t.finish()?;
     out.inner.flush()?;
@@ -70,22 +71,5 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// splitmix64: fast, and its output does not compress, which is all that matters here.
-struct Prng(u64);
-
-impl Read for Prng {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-        Ok(buf.len())
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use llama_prebuilt_test_support::rng::SplitMix64;
 
 /// Which layout to write.
 #[derive(Clone, Copy, Debug)]
@@ -19,23 +20,6 @@ pub(crate) enum Layout {
     MacOs,
     /// Flat zip of DLLs.
     Windows,
-}
-
-/// splitmix64 as a reader: incompressible filler.
-struct Filler(u64);
-
-impl Read for Filler {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-        Ok(buf.len())
-    }
 }
 
 fn dummy(name: &str) -> Vec<u8> {
@@ -113,7 +97,7 @@ fn write_tar_gz(path: &Path, tag: &str, layout: Layout, pad: u64, seed: u64) -> 
     t.append_data(
         &mut h,
         format!("{top}/llama-server"),
-        Read::take(Filler(seed), pad),
+        Read::take(SplitMix64::new(seed), pad),
     )?;
     let gz = t.into_inner()?;
     let mut w = gz.finish()?;
@@ -138,7 +122,7 @@ fn write_zip(path: &Path, pad: u64, seed: u64) -> io::Result<()> {
     }
     z.start_file("llama-server.exe", opts)
         .map_err(io::Error::other)?;
-    io::copy(&mut Read::take(Filler(seed), pad), &mut z)?;
+    io::copy(&mut Read::take(SplitMix64::new(seed), pad), &mut z)?;
     let mut w = z.finish().map_err(io::Error::other)?;
     w.flush()?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()
