@@ -56,9 +56,7 @@ fn serve_all_platforms(env: &mut Env, tag: &str) {
 fn download_one_target_reports_the_library_dir_then_hits_the_cache() {
     let mut env = Env::new();
     let sha = env.serve(TAG, LINUX_X64, linux_tar_gz(TAG));
-    let run = env
-        .run(&["download", "--version", TAG, "--target", LINUX_X64_TRIPLE])
-        .ok();
+    let run = env.download().run().ok();
     assert!(
         run.stdout.starts_with(&format!(
             "llama.cpp {TAG} (cpu) for {LINUX_X64_TRIPLE}: downloaded"
@@ -98,17 +96,7 @@ fn download_one_target_reports_the_library_dir_then_hits_the_cache() {
         lib_dir.display()
     );
 
-    let again = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--target",
-            LINUX_X64_TRIPLE,
-            "--json",
-            "-q",
-        ])
-        .ok();
+    let again = env.download().json().args(&["-q"]).run().ok();
     assert!(
         again.stderr.is_empty(),
         "--quiet prints no progress: {again}"
@@ -135,10 +123,11 @@ fn download_respects_the_build_script_variables() {
     env.serve(TAG, LINUX_X64, linux_tar_gz(TAG));
     // LLAMA_PREBUILT_VERSION picks the tag like it does for a build.
     let j = env
-        .run_env(
-            &["download", "--target", LINUX_X64_TRIPLE, "--json"],
-            &[("LLAMA_PREBUILT_VERSION", TAG)],
-        )
+        .download()
+        .without_version()
+        .json()
+        .vars(&[("LLAMA_PREBUILT_VERSION", TAG)])
+        .run()
         .ok()
         .json();
     assert_eq!(j["tag"], TAG);
@@ -154,17 +143,10 @@ fn parallel_download_reports_the_failed_platform_and_exits_non_zero() {
         .inject(TAG, &arm, (0..10).map(|_| Fault::Status(500)));
     let platforms = "linux-x64,linux-arm64,macos-arm64,windows-x64";
     let run = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--platforms",
-            platforms,
-            "--jobs",
-            "4",
-            "--retries",
-            "1",
-        ])
+        .download()
+        .platforms(platforms)
+        .args(&["--jobs", "4", "--retries", "1"])
+        .run()
         .failed();
     assert!(run.stdout.contains("3 of 4 platforms ready"), "{run}");
     let row = |key: &str| {
@@ -209,16 +191,11 @@ fn parallel_download_reports_the_failed_platform_and_exits_non_zero() {
 
     // Again as JSON: the three good ones are cached now, the failure is still reported.
     let run = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--platforms",
-            platforms,
-            "--retries",
-            "0",
-            "--json",
-        ])
+        .download()
+        .platforms(platforms)
+        .args(&["--retries", "0"])
+        .json()
+        .run()
         .failed();
     let j = run.json();
     assert_eq!(j["ok"], false);
@@ -250,9 +227,7 @@ fn parallel_download_reports_the_failed_platform_and_exits_non_zero() {
 fn download_all_fetches_the_six_default_platforms() {
     let mut env = Env::new();
     serve_all_platforms(&mut env, TAG);
-    let run = env
-        .run(&["download", "--all", "--version", TAG, "--json", "-j", "3"])
-        .ok();
+    let run = env.download().all().json().args(&["-j", "3"]).run().ok();
     let j = run.json();
     assert_eq!(j["ok"], true);
     let results = j["results"].as_array().unwrap();
@@ -287,17 +262,7 @@ fn newest_is_resolved_through_the_api_and_verified_with_its_digest() {
             linux_tar_gz(tag),
         );
     }
-    let j = env
-        .run(&[
-            "download",
-            "--version",
-            "newest",
-            "--target",
-            LINUX_X64_TRIPLE,
-            "--json",
-        ])
-        .ok()
-        .json();
+    let j = env.download().version("newest").json().run().ok().json();
     assert_eq!(j["tag"], "b20003");
     assert_eq!(j["digest_label"], "github-api");
 }
@@ -306,12 +271,11 @@ fn newest_is_resolved_through_the_api_and_verified_with_its_digest() {
 fn offline_download_with_a_cold_cache_fails_with_guidance() {
     let mut env = Env::new();
     env.serve(TAG, LINUX_X64, linux_tar_gz(TAG));
-    let args = ["download", "--version", TAG, "--target", LINUX_X64_TRIPLE];
     for offline in [
         ("LLAMA_PREBUILT_OFFLINE", "1"),
         ("CARGO_NET_OFFLINE", "true"),
     ] {
-        let run = env.run_env(&args, &[offline]).failed();
+        let run = env.download().vars(&[offline]).run().failed();
         assert!(run.stderr.starts_with("error: offline ("), "{run}");
         assert!(run.stderr.contains(offline.0), "{run}");
         for way_out in [
@@ -325,17 +289,10 @@ fn offline_download_with_a_cold_cache_fails_with_guidance() {
         assert!(run.stdout.is_empty(), "{run}");
     }
     let json = env
-        .run_env(
-            &[
-                "download",
-                "--version",
-                TAG,
-                "--target",
-                LINUX_X64_TRIPLE,
-                "--json",
-            ],
-            &[("LLAMA_PREBUILT_OFFLINE", "1")],
-        )
+        .download()
+        .json()
+        .vars(&[("LLAMA_PREBUILT_OFFLINE", "1")])
+        .run()
         .failed();
     assert_eq!(json.json()["ok"], false);
     assert!(s(&json.json()["error"]).contains("LLAMA_LIB_DIR"));
@@ -347,8 +304,12 @@ fn offline_download_with_a_cold_cache_fails_with_guidance() {
     );
 
     // Once cached, offline works.
-    env.run(&args).ok();
-    let run = env.run_env(&args, &[("LLAMA_PREBUILT_OFFLINE", "1")]).ok();
+    env.download().run().ok();
+    let run = env
+        .download()
+        .vars(&[("LLAMA_PREBUILT_OFFLINE", "1")])
+        .run()
+        .ok();
     assert!(run.stdout.contains(": cached"), "{run}");
 }
 
@@ -356,42 +317,41 @@ fn offline_download_with_a_cold_cache_fails_with_guidance() {
 fn argument_and_target_errors_explain_themselves() {
     let env = Env::new();
     let run = env
-        .run(&["download", "--platforms", "linux-x64,beos-x86"])
+        .download()
+        .without_version()
+        .platforms("linux-x64,beos-x86")
+        .run()
         .failed();
     assert!(
         run.stderr.contains("error: unknown platform `beos-x86`")
             && run.stderr.contains("macos-arm64"),
         "{run}"
     );
-    let run = env.run(&["download", "--version", "v1.2"]).failed();
+    let run = env
+        .download()
+        .version("v1.2")
+        .without_target()
+        .run()
+        .failed();
     assert!(run.stderr.contains("not a llama.cpp release tag"), "{run}");
     let run = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--target",
-            "riscv64gc-unknown-linux-gnu",
-        ])
+        .download()
+        .target("riscv64gc-unknown-linux-gnu")
+        .run()
         .failed();
     assert!(
         run.stderr.contains("riscv64gc-unknown-linux-gnu") && run.stderr.contains("LLAMA_LIB_DIR"),
         "{run}"
     );
-    let run = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--target",
-            LINUX_X64_TRIPLE,
-            "--variant",
-            "metal",
-        ])
-        .failed();
+    let run = env.download().args(&["--variant", "metal"]).run().failed();
     assert!(run.stderr.contains("variant `metal`"), "{run}");
     // Usage errors are clap's (exit code 2).
-    let run = env.run(&["download", "--all", "--target", LINUX_X64_TRIPLE]);
+    let run = env
+        .download()
+        .without_version()
+        .all()
+        .target(LINUX_X64_TRIPLE)
+        .run();
     assert_eq!(run.code, Some(2), "{run}");
 }
 
@@ -408,9 +368,9 @@ fn an_interrupted_download_publishes_nothing_and_the_next_run_cleans_up() {
         }],
     );
     let mut child = env
+        .download()
+        .vars(&[("LLAMA_PREBUILT_TIMEOUT", "30")])
         .cmd()
-        .args(["download", "--version", TAG, "--target", LINUX_X64_TRIPLE])
-        .env("LLAMA_PREBUILT_TIMEOUT", "30")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -440,9 +400,7 @@ fn an_interrupted_download_publishes_nothing_and_the_next_run_cleans_up() {
         tree(&env.cache_dir())
     );
 
-    let run = env
-        .run(&["download", "--version", TAG, "--target", LINUX_X64_TRIPLE])
-        .ok();
+    let run = env.download().run().ok();
     assert!(run.stdout.contains("downloaded"), "{run}");
     assert!(
         tree(&tmp).is_empty(),
@@ -540,17 +498,7 @@ fn verify_cache_finds_a_corrupted_entry_and_download_repairs_it() {
     env.serve(TAG, LINUX_X64, linux_tar_gz(TAG));
     let empty = env.run(&["verify", "--cache"]).ok();
     assert!(empty.stdout.contains("holds no assets"), "{empty}");
-    let j = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--target",
-            LINUX_X64_TRIPLE,
-            "--json",
-        ])
-        .ok()
-        .json();
+    let j = env.download().json().run().ok().json();
     let lib_dir = PathBuf::from(s(&j["lib_dir"]));
 
     let run = env.run(&["verify", "--cache"]).ok();
@@ -573,17 +521,7 @@ fn verify_cache_finds_a_corrupted_entry_and_download_repairs_it() {
     assert_eq!(j["entries"][0]["ok"], false);
     assert!(s(&j["entries"][0]["problem"]).contains("sha256"), "{j}");
 
-    let j = env
-        .run(&[
-            "download",
-            "--version",
-            TAG,
-            "--target",
-            LINUX_X64_TRIPLE,
-            "--json",
-        ])
-        .ok()
-        .json();
+    let j = env.download().json().run().ok().json();
     assert_eq!(j["status"], "repaired");
     env.run(&["verify", "--cache"]).ok();
 }
@@ -701,15 +639,7 @@ fn cache_path_list_and_clean_touch_only_what_the_tool_created() {
             &format!("llama-{tag}-bin-ubuntu-x64.tar.gz"),
             linux_tar_gz(tag),
         );
-        env.run(&[
-            "download",
-            "--version",
-            tag,
-            "--target",
-            LINUX_X64_TRIPLE,
-            "-q",
-        ])
-        .ok();
+        env.download().version(tag).args(&["-q"]).run().ok();
     }
     // Things the tool did not create, at the root and inside a tag directory.
     std::fs::create_dir_all(cache.join("my-models")).unwrap();
@@ -875,8 +805,7 @@ fn doctor_json_lists_the_set_overrides_and_hides_the_token() {
         "{human}"
     );
 
-    env.run_env(&["download", "--target", LINUX_X64_TRIPLE], &vars)
-        .ok();
+    env.download().without_version().vars(&vars).run().ok();
     let j = env.run_env(&args, &vars).ok().json();
     assert_eq!(j["cache"]["state"], "cached");
     assert!(

@@ -77,6 +77,98 @@ pub trait CliEnv {
         c.args(args).envs(vars.iter().copied());
         Run::from(c.output().expect("the binary runs"))
     }
+
+    /// `download --version TAG --target x86_64-unknown-linux-gnu`, to be changed where a test
+    /// differs (see [`Download`]).
+    fn download(&self) -> Download<'_>;
+}
+
+/// One run of `llama-prebuilt download`. It starts as the common case, the Linux x64 asset of
+/// [`TAG`]; a test states only what differs, then [`Download::run`]s it.
+pub struct Download<'e> {
+    env: &'e Env,
+    version: Option<String>,
+    target: Option<String>,
+    args: Vec<String>,
+    vars: Vec<(String, String)>,
+}
+
+impl Download<'_> {
+    /// `--version v` instead of [`TAG`].
+    pub fn version(mut self, v: &str) -> Self {
+        self.version = Some(v.into());
+        self
+    }
+
+    /// No `--version` (the tag comes from the environment or the default).
+    pub fn without_version(mut self) -> Self {
+        self.version = None;
+        self
+    }
+
+    /// `--target t` instead of [`LINUX_X64_TRIPLE`].
+    pub fn target(mut self, t: &str) -> Self {
+        self.target = Some(t.into());
+        self
+    }
+
+    /// No `--target`.
+    pub fn without_target(mut self) -> Self {
+        self.target = None;
+        self
+    }
+
+    /// `--platforms list` instead of a target.
+    pub fn platforms(self, list: &str) -> Self {
+        self.without_target().args(&["--platforms", list])
+    }
+
+    /// `--all` (every default platform) instead of a target.
+    pub fn all(self) -> Self {
+        self.without_target().args(&["--all"])
+    }
+
+    /// `--json`.
+    pub fn json(self) -> Self {
+        self.args(&["--json"])
+    }
+
+    /// More arguments, after the others.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Extra environment variables.
+    pub fn vars(mut self, vars: &[(&str, &str)]) -> Self {
+        self.vars
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// The full argument list, `download` first.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec!["download".to_string()];
+        for (flag, value) in [("--version", &self.version), ("--target", &self.target)] {
+            if let Some(v) = value {
+                argv.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+
+    /// The process, not started yet (to spawn and kill it).
+    pub fn cmd(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.args(self.argv()).envs(self.vars.iter().cloned());
+        c
+    }
+
+    /// Runs it to the end.
+    pub fn run(&self) -> Run {
+        Run::from(self.cmd().output().expect("the binary runs"))
+    }
 }
 
 impl CliEnv for MirrorEnv {
@@ -98,6 +190,16 @@ impl CliEnv for MirrorEnv {
             .env(vars::CHECKSUMS, self.checksums_path())
             .env(vars::TIMEOUT, "5");
         c
+    }
+
+    fn download(&self) -> Download<'_> {
+        Download {
+            env: self,
+            version: Some(TAG.into()),
+            target: Some(LINUX_X64_TRIPLE.into()),
+            args: Vec::new(),
+            vars: Vec::new(),
+        }
     }
 }
 
