@@ -1,54 +1,12 @@
-//! Dispatch, the error type every subcommand returns, and the exit code.
+//! Dispatch: parse the arguments, run one subcommand, turn its result into the exit code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::args::{Cli, Command};
+use crate::ctx::Ctx;
 use crate::output;
-
-/// What every subcommand sees of the global flags.
-#[derive(Debug, Clone, Copy)]
-pub struct Ctx {
-    /// `--json`: reports go to stdout as one JSON document.
-    pub json: bool,
-    /// `--quiet`: no progress on stderr.
-    pub quiet: bool,
-}
-
-/// A failed command. Printed as `error: <message>` on stderr; the exit code is 1.
-#[derive(Debug)]
-pub struct CliError {
-    pub message: String,
-    /// The report (with the failure in it) is already on stdout, so `--json` must not print a
-    /// second document.
-    pub reported: bool,
-}
-
-impl CliError {
-    pub fn new(message: impl Into<String>) -> CliError {
-        CliError {
-            message: message.into(),
-            reported: false,
-        }
-    }
-
-    /// A failure the printed report already shows (partial download failure, mismatch, ...).
-    pub fn after_report(message: impl Into<String>) -> CliError {
-        CliError {
-            message: message.into(),
-            reported: true,
-        }
-    }
-}
-
-impl From<llama_prebuilt_fetch::Error> for CliError {
-    fn from(e: llama_prebuilt_fetch::Error) -> CliError {
-        CliError::new(e.to_string())
-    }
-}
-
-pub type CmdResult = Result<(), CliError>;
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use llama_prebuilt_fetch::{asset, Cache, Fetcher};
 use serde::Serialize;
 
-use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::CacheCommand;
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
 use crate::output::{self, human_bytes, Table};
 use crate::settings;
 use crate::verify::{check_cache, EntryReport};

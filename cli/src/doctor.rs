@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use llama_prebuilt_fetch::{asset, vars, Fetcher, Platform, Request};
 use serde::Serialize;
 
-use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::DoctorArgs;
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
 use crate::output::{self, human_bytes};
 use crate::settings::{self, Chosen};
 use crate::verify::check_cache;

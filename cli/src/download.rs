@@ -8,8 +8,9 @@ use llama_prebuilt_fetch::asset::DEFAULT_PLATFORMS;
 use llama_prebuilt_fetch::{Fetcher, Installed, Platform, Request, Target, PLATFORMS};
 use serde::Serialize;
 
-use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::DownloadArgs;
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
 use crate::output::{self, short_sha, Table};
 use crate::progress::Reporter;
 use crate::settings;

@@ -6,8 +6,9 @@ use llama_prebuilt_fetch::checksums::Checksums;
 use llama_prebuilt_fetch::{asset, Fetcher, Platform, Target, PLATFORMS};
 use serde::Serialize;
 
-use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::ListArgs;
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
 use crate::output::{self, human_bytes, Table};
 use crate::settings;
 

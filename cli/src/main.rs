@@ -6,8 +6,10 @@
 mod app;
 mod args;
 mod cache;
+mod ctx;
 mod doctor;
 mod download;
+mod error;
 mod list;
 mod output;
 mod progress;

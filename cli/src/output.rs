@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use crate::app::CliError;
+use crate::error::CliError;
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 

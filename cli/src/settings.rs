@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use llama_prebuilt_fetch::{cache, vars, Config, Target, PINNED_TAG};
 
-use crate::app::CliError;
+use crate::error::CliError;
 
 /// A value and where it came from (`--version`, `LLAMA_PREBUILT_VERSION`, `pinned`, ...).
 #[derive(Debug, Clone)]

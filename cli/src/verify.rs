@@ -9,8 +9,9 @@ use llama_prebuilt_fetch::trust::TrustStore;
 use llama_prebuilt_fetch::{verify_file, Fetcher};
 use serde::Serialize;
 
-use crate::app::{CliError, CmdResult, Ctx};
 use crate::args::VerifyArgs;
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
 use crate::output::{self, Table};
 use crate::settings;
 

@@ -2,8 +2,10 @@
 //!
 //! An empty variable counts as unset, so `FOO= cargo build` switches an override off.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::error::{Error, Result};
 
 /// Names of every environment variable the fetch library and the build script read.
 pub mod vars {
@@ -65,6 +67,9 @@ pub mod vars {
 pub const GITHUB_DOWNLOAD_BASE: &str = "https://github.com/ggml-org/llama.cpp/releases/download";
 /// Official API base.
 pub const GITHUB_API_BASE: &str = "https://api.github.com/repos/ggml-org/llama.cpp";
+/// Where source files of a tag are served (`{base}/{tag}/{path}`): the headers of tags other
+/// than the pinned one.
+pub const GITHUB_RAW_BASE: &str = "https://raw.githubusercontent.com/ggml-org/llama.cpp";
 
 /// HTTP behaviour.
 #[derive(Debug, Clone)]
@@ -174,14 +179,49 @@ impl Config {
 
     /// Base URL of source files (headers of other tags).
     pub fn headers_base(&self) -> &str {
-        self.headers_base
-            .as_deref()
-            .unwrap_or(crate::headers::GITHUB_RAW_BASE)
+        self.headers_base.as_deref().unwrap_or(GITHUB_RAW_BASE)
     }
 
     /// URL of one asset.
     pub fn asset_url(&self, tag: &str, asset: &str) -> String {
         format!("{}/{tag}/{asset}", self.download_base())
+    }
+
+    /// The directory assets are copied from when the mirror is a `file://` URL.
+    pub fn mirror_dir(&self) -> Option<PathBuf> {
+        self.mirror.as_deref().and_then(crate::files::file_url_path)
+    }
+
+    /// Offline policy for release-API calls: an error naming `what` needed `url`.
+    pub fn require_api(&self, what: &str, url: &str) -> Result<()> {
+        match &self.offline {
+            Some(reason) => Err(Error::OfflineApi {
+                what: what.to_string(),
+                url: url.to_string(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Offline policy for asset downloads: an error naming the asset, its URL, the cache that
+    /// misses it and the ways out.
+    pub fn require_online(
+        &self,
+        what: &str,
+        asset: &str,
+        url: &str,
+        cache_dir: &Path,
+    ) -> Result<()> {
+        match &self.offline {
+            Some(reason) => Err(Error::OfflineMiss {
+                asset: asset.to_string(),
+                url: url.to_string(),
+                cache_dir: cache_dir.to_path_buf(),
+                reason: format!("{reason}; needed to {what}"),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,6 +7,15 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+/// What a finished copy or download produced: the digest and size of the bytes written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Hex sha256 of the bytes written.
+    pub sha256: String,
+    /// Number of bytes written.
+    pub size: u64,
+}
+
 /// An incremental SHA-256.
 pub struct Sha256(ring::digest::Context);
 

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::DigestSource;
 use crate::error::{Error, Result};
-use crate::fetcher::{copy_hashing, file_url_path, join_rel, Fetcher};
+use crate::fetcher::Fetcher;
+use crate::files::{copy_hashing, file_url_path, join_rel};
 use crate::manifest::{FileKind, Manifest, ManifestFile, SCHEMA};
 
 /// The headers `wrapper.h` includes, by their path in the llama.cpp source tree.
@@ -25,9 +26,6 @@ pub const SOURCE_HEADERS: &[&str] = &[
     "ggml/include/ggml-rpc.h",
     "ggml/include/gguf.h",
 ];
-
-/// Where source files of a tag are served: `{base}/{tag}/{path}`.
-pub const GITHUB_RAW_BASE: &str = "https://raw.githubusercontent.com/ggml-org/llama.cpp";
 
 /// The cache entry name of a tag's headers.
 pub const ENTRY: &str = "headers";

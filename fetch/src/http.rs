@@ -9,20 +9,12 @@ use std::time::Duration;
 
 use crate::config::HttpSettings;
 use crate::error::{Error, Result};
+pub use crate::hashing::Downloaded;
 use crate::hashing::HashingWriter;
 use crate::progress::{Event, Progress};
 
 /// The User-Agent every request carries.
 pub const USER_AGENT: &str = concat!("llama-prebuilt-fetch/", env!("CARGO_PKG_VERSION"));
-
-/// What a finished download produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Downloaded {
-    /// Hex sha256 of the bytes written.
-    pub sha256: String,
-    /// Number of bytes written.
-    pub size: u64,
-}
 
 /// A client; cheap to share between threads.
 pub struct Http {

@@ -1,0 +1,191 @@
+//! Step three: the extracted tree in the cache. A verified archive is unpacked into `.tmp/`,
+//! its library directory located, a manifest of every file written beside it, and the whole
+//! published with one rename. The same manifest later tells a valid entry (a cache hit) from
+//! a corrupted one (rebuilt, and reported as repaired).
+
+use std::path::{Path, PathBuf};
+
+use crate::asset::Platform;
+use crate::cache::{Cache, TempPath};
+use crate::config::Config;
+use crate::digest::{DigestSource, Expected};
+use crate::error::{Error, Result};
+use crate::extract::{self, ArchiveKind, EntryKind, Limits};
+use crate::files::{join_rel, slash_path};
+use crate::libdir;
+use crate::manifest::{FileKind, Manifest, ManifestFile, SCHEMA};
+use crate::progress::{Event, Progress};
+use crate::trust::TrustStore;
+
+/// A verified, extracted asset in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// Release tag.
+    pub tag: String,
+    /// Asset file name.
+    pub asset: String,
+    /// Where it was (or would be) downloaded from.
+    pub url: String,
+    /// sha256 of the archive.
+    pub sha256: String,
+    /// Where the expected digest came from (`label()` for the short form).
+    pub digest_source: DigestSource,
+    /// The cache entry (`manifest.json` + `files/`).
+    pub entry_dir: PathBuf,
+    /// The directory holding libllama and the ggml libraries.
+    pub lib_dir: PathBuf,
+    /// Whether bytes were transferred in this call (false for a cache hit or re-extraction).
+    pub downloaded: bool,
+    /// Set when a corrupted entry was rebuilt; says what was wrong.
+    pub repaired: Option<String>,
+}
+
+/// What the cache holds for one asset.
+pub(crate) enum EntryState {
+    /// A verified entry, built from the bytes trusted now.
+    Valid(Box<Installed>),
+    /// An entry that must be rebuilt, and why.
+    Corrupt(String),
+    /// No entry (or one without a readable manifest of this schema).
+    Absent,
+}
+
+/// Borrows what installing needs from the fetcher.
+pub(crate) struct Installer<'a> {
+    pub config: &'a Config,
+    pub trust: &'a TrustStore,
+    pub cache: &'a Cache,
+    pub progress: &'a dyn Progress,
+    pub limits: &'a Limits,
+}
+
+impl Installer<'_> {
+    /// Checks the entry of `asset`: its manifest against the digest trusted now, and its files
+    /// against the manifest. Reports a hit.
+    pub fn existing(&self, tag: &str, asset: &str) -> Result<EntryState> {
+        let Some(m) = self.cache.manifest(tag, asset) else {
+            return Ok(EntryState::Absent);
+        };
+        if let Some(exp) = self.trust.local(tag, asset)? {
+            if exp.sha256 != m.sha256 {
+                // Cached from other bytes than the ones now trusted: rebuild from trusted bytes.
+                return Ok(EntryState::Corrupt(format!(
+                    "cached from an archive with sha256 {}, but {} now says {}",
+                    m.sha256, exp.source, exp.sha256
+                )));
+            }
+        }
+        let dir = self.cache.entry_dir(tag, asset);
+        if let Err(mismatch) = m.verify(&dir.join("files")) {
+            return Ok(EntryState::Corrupt(mismatch.to_string()));
+        }
+        self.progress.event(&Event::CacheHit {
+            asset: asset.to_string(),
+            dir: dir.display().to_string(),
+        });
+        Ok(EntryState::Valid(Box::new(Installed {
+            tag: tag.to_string(),
+            asset: asset.to_string(),
+            url: self.config.asset_url(tag, asset),
+            sha256: m.sha256,
+            digest_source: m.digest_source,
+            lib_dir: join_rel(&dir.join("files"), Path::new(&m.lib_dir)),
+            entry_dir: dir,
+            downloaded: false,
+            repaired: None,
+        })))
+    }
+
+    /// Extracts the verified `archive`, writes its manifest and publishes the entry. Returns
+    /// the entry directory and the library directory in it.
+    pub fn unpack(
+        &self,
+        tag: &str,
+        platform: &Platform,
+        asset: &str,
+        archive: &Path,
+        expected: &Expected,
+    ) -> Result<(PathBuf, PathBuf)> {
+        self.progress.event(&Event::Extracting {
+            asset: asset.to_string(),
+        });
+        let work = self.cache.temp_path(asset, "x");
+        let (manifest, lib_rel) = self.extract(tag, platform, asset, archive, expected, &work)?;
+        let manifest_path = work.path().join("manifest.json");
+        std::fs::write(&manifest_path, manifest.to_json())
+            .map_err(|e| Error::io("write", &manifest_path, e))?;
+        let entry_dir = self.cache.entry_dir(tag, asset);
+        self.cache.publish(work, &entry_dir, asset)?;
+        self.progress.event(&Event::Installed {
+            asset: asset.to_string(),
+            dir: entry_dir.display().to_string(),
+        });
+        let lib_dir = join_rel(&entry_dir.join("files"), &lib_rel);
+        Ok((entry_dir, lib_dir))
+    }
+
+    fn extract(
+        &self,
+        tag: &str,
+        platform: &Platform,
+        asset: &str,
+        archive: &Path,
+        expected: &Expected,
+        work: &TempPath,
+    ) -> Result<(Manifest, PathBuf)> {
+        let files = work.path().join("files");
+        std::fs::create_dir_all(&files).map_err(|e| Error::io("create", &files, e))?;
+        let kind = ArchiveKind::from_name(asset).ok_or_else(|| Error::Extract {
+            asset: asset.to_string(),
+            source: extract::ExtractError::Corrupt {
+                detail: "unknown archive extension".into(),
+            },
+        })?;
+        let entries = extract::extract(archive, kind, &files, self.limits).map_err(|source| {
+            Error::Extract {
+                asset: asset.to_string(),
+                source,
+            }
+        })?;
+        let lib = libdir::locate(&files, platform.lib_os()).map_err(|source| Error::Locate {
+            asset: asset.to_string(),
+            source,
+        })?;
+        let lib_rel = lib
+            .dir
+            .strip_prefix(&files)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        let size = std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0);
+        let manifest = Manifest {
+            schema: SCHEMA,
+            tag: tag.to_string(),
+            asset: asset.to_string(),
+            sha256: expected.sha256.clone(),
+            size,
+            digest_source: expected.source.clone(),
+            lib_dir: slash_path(&lib_rel),
+            created_by: concat!("llama-prebuilt-fetch ", env!("CARGO_PKG_VERSION")).to_string(),
+            files: entries
+                .iter()
+                .map(|e| {
+                    let (kind, target) = match &e.kind {
+                        EntryKind::File { .. } => (FileKind::File, None),
+                        EntryKind::Dir => (FileKind::Dir, None),
+                        EntryKind::Symlink { target } => {
+                            (FileKind::Symlink, Some(slash_path(target)))
+                        }
+                    };
+                    ManifestFile {
+                        path: slash_path(&e.path),
+                        kind,
+                        size: e.size,
+                        sha256: e.sha256.clone(),
+                        target,
+                    }
+                })
+                .collect(),
+        };
+        Ok((manifest, lib_rel))
+    }
+}
