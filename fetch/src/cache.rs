@@ -148,13 +148,13 @@ pub fn default_root() -> Option<PathBuf> {
     };
     let base = if cfg!(windows) {
         env_dir("LOCALAPPDATA")
-            .or_else(|| home::home_dir().map(|h| h.join("AppData").join("Local")))
+            .or_else(|| std::env::home_dir().map(|h| h.join("AppData").join("Local")))
     } else if cfg!(target_os = "macos") {
-        home::home_dir().map(|h| h.join("Library").join("Caches"))
+        std::env::home_dir().map(|h| h.join("Library").join("Caches"))
     } else {
         env_dir("XDG_CACHE_HOME")
             .filter(|p| p.is_absolute())
-            .or_else(|| home::home_dir().map(|h| h.join(".cache")))
+            .or_else(|| std::env::home_dir().map(|h| h.join(".cache")))
     };
     base.map(|b| b.join(DIR_NAME))
 }
