@@ -2,13 +2,14 @@
 //!
 //! All the logic lives in `llama-prebuilt-fetch` (asset table, trust, download, cache, staging);
 //! this file only strings it together. It prints nothing on success and one `error:` with what
-//! to do next on failure.
+//! to do next on failure. Every directive uses the `cargo::` form (MSRV 1.89); links metadata
+//! is `cargo::metadata=KEY=VALUE`, which dependents read as `DEP_LLAMA_<KEY>`.
 
 use std::env;
 use std::path::{Path, PathBuf};
 
 use llama_prebuilt_fetch::{
-    libdir, linking, vars, Config, DigestSource, Fetcher, Request, Target, PINNED_TAG,
+    asset, libdir, linking, vars, Config, DigestSource, Fetcher, Request, Target, PINNED_TAG,
 };
 
 fn main() {
@@ -27,7 +28,7 @@ fn main() {
 
 /// Reads a variable, declaring it so cargo reruns the script when it changes; empty = unset.
 fn var(name: &str) -> Option<String> {
-    println!("cargo:rerun-if-env-changed={name}");
+    println!("cargo::rerun-if-env-changed={name}");
     env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -42,7 +43,7 @@ fn run() -> Result<(), String> {
         "checksums.toml",
         "bindings",
     ] {
-        println!("cargo:rerun-if-changed={path}");
+        println!("cargo::rerun-if-changed={path}");
     }
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
@@ -57,16 +58,15 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    let os = llama_prebuilt_fetch::Platform::for_target(&target)
-        .map(|p| p.lib_os())
-        .unwrap_or(libdir::LibOs::Linux);
-    let lib_source = match var(vars::LIB_DIR) {
+    let (lib_source, os) = match var(vars::LIB_DIR) {
         Some(dir) => {
-            libdir::locate(Path::new(&dir), os)
-                .map_err(|e| format!("LLAMA_LIB_DIR={dir}: {e}"))?
-                .dir
+            let os = lib_os(&target)?;
+            let found = libdir::locate(Path::new(&dir), os)
+                .map_err(|e| format!("LLAMA_LIB_DIR={dir}: {e}"))?;
+            (found.dir, os)
         }
-        None => fetch(&tag, &target, &out_dir)?,
+        // A fetched target is in the release table, so its naming is known.
+        None => (fetch(&tag, &target, &out_dir)?, lib_os(&target)?),
     };
 
     let staged = out_dir.join("lib");
@@ -91,8 +91,19 @@ fn run() -> Result<(), String> {
     bindings::write(&manifest_dir, &include_dir, &target, &out_dir)?;
     emit_link(&staged, &target);
     emit_constants(&tag, &staged);
-    println!("cargo:include={}", include_dir.display());
+    println!("cargo::metadata=include={}", include_dir.display());
     Ok(())
+}
+
+/// How the target names its libraries (the release table's platform, else the target OS).
+fn lib_os(target: &Target) -> Result<libdir::LibOs, String> {
+    asset::lib_os_for(target).ok_or_else(|| {
+        format!(
+            "llama-prebuilt does not know how shared libraries are named on target OS `{}` ({})\n\
+             help: LLAMA_LIB_DIR works for linux, macos and windows targets",
+            target.os, target.triple
+        )
+    })
 }
 
 /// Headers must match the binaries: the vendored ones are the pinned tag's; any other tag
@@ -115,7 +126,7 @@ fn headers_for(tag: &str, manifest_dir: &Path, out_dir: &Path) -> Result<PathBuf
             .map_err(|e| e.to_string())?;
         if headers.downloaded && !headers.pinned {
             println!(
-                "cargo:warning=llama-prebuilt: headers of {tag} fetched from {} without a published digest \
+                "cargo::warning=llama-prebuilt: headers of {tag} fetched from {} without a published digest \
                  (trusted on first download); pin them in a checksums file for reproducible builds",
                 headers.base_url
             );
@@ -143,7 +154,7 @@ fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> 
     let installed = fetcher.ensure(&request).map_err(|e| e.to_string())?;
     if let Some(reason) = &installed.repaired {
         println!(
-            "cargo:warning=llama-prebuilt: repaired cache entry of {} ({reason})",
+            "cargo::warning=llama-prebuilt: repaired cache entry of {} ({reason})",
             installed.asset
         );
     }
@@ -151,7 +162,7 @@ fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> 
         // Trust on first use is weaker than a pinned digest: say so once, when it happens.
         if installed.downloaded {
             println!(
-                "cargo:warning=llama-prebuilt: {} verified against {}; pin it in a checksums file for reproducible builds",
+                "cargo::warning=llama-prebuilt: {} verified against {}; pin it in a checksums file for reproducible builds",
                 installed.asset, installed.digest_source
             );
         }
@@ -160,39 +171,40 @@ fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> 
 }
 
 fn emit_link(staged: &Path, target: &Target) {
-    println!("cargo:rustc-link-search=native={}", staged.display());
+    println!("cargo::rustc-link-search=native={}", staged.display());
     for lib in ["llama", "ggml", "ggml-base"] {
-        println!("cargo:rustc-link-lib=dylib={lib}");
+        println!("cargo::rustc-link-lib=dylib={lib}");
     }
     // rpath for this package's own tests and examples; dependents use the staged dir through
     // cargo's dynamic-library path, or add `$ORIGIN` themselves (README).
     match target.os.as_str() {
         "linux" | "android" | "freebsd" => {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", staged.display());
+            println!("cargo::rustc-link-arg=-Wl,-rpath,$ORIGIN");
+            println!("cargo::rustc-link-arg=-Wl,-rpath,{}", staged.display());
         }
         "macos" | "ios" => {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,@loader_path");
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", staged.display());
+            println!("cargo::rustc-link-arg=-Wl,-rpath,@loader_path");
+            println!("cargo::rustc-link-arg=-Wl,-rpath,{}", staged.display());
         }
         _ => {}
     }
-    println!("cargo:lib_dir={}", staged.display());
+    println!("cargo::metadata=lib_dir={}", staged.display());
 }
 
 fn emit_constants(tag: &str, lib_dir: &Path) {
-    println!("cargo:version={tag}");
-    println!("cargo:rustc-env=LLAMA_PREBUILT_TAG={tag}");
+    println!("cargo::metadata=version={tag}");
+    println!("cargo::rustc-env=LLAMA_PREBUILT_TAG={tag}");
     println!(
-        "cargo:rustc-env=LLAMA_PREBUILT_LIB_DIR={}",
+        "cargo::rustc-env=LLAMA_PREBUILT_LIB_DIR={}",
         lib_dir.display()
     );
 }
 
 mod bindings {
-    //! bindgen over `wrapper.h`, falling back to the committed bindings of the pinned tag when
-    //! libclang cannot be loaded (or the `bindgen` feature is off).
+    //! The bindgen call. What to do when it cannot run (committed bindings, or an error saying
+    //! how to get libclang) is decided and tested in `llama_prebuilt_fetch::bindings`.
     use super::*;
+    use llama_prebuilt_fetch::bindings::{BindingsPlan, Decision};
 
     pub fn write(
         manifest_dir: &Path,
@@ -200,79 +212,47 @@ mod bindings {
         target: &Target,
         out_dir: &Path,
     ) -> Result<(), String> {
-        let out = out_dir.join("bindings.rs");
-        let committed = manifest_dir
-            .join("bindings")
-            .join(format!("{}.rs", target.triple));
-        let vendored = include_dir == manifest_dir.join("vendor-headers");
-        match generate(manifest_dir, include_dir, target, &out) {
-            Ok(()) => return Ok(()),
-            Err(why) if vendored && committed.is_file() => {
-                if cfg!(feature = "bindgen") {
-                    println!(
-                        "cargo:warning=llama-prebuilt-sys: {why}; using the pre-generated bindings of {PINNED_TAG}. \
-                         Install libclang (Debian/Ubuntu: apt-get install libclang-dev) or set LIBCLANG_PATH to generate them"
-                    );
+        let plan = BindingsPlan {
+            manifest_dir: manifest_dir.to_path_buf(),
+            include_dir: include_dir.to_path_buf(),
+            triple: target.triple.clone(),
+            out_dir: out_dir.to_path_buf(),
+            bindgen_feature: cfg!(feature = "bindgen"),
+        };
+        match plan.decide(generate(&plan)) {
+            Decision::Generated => Ok(()),
+            Decision::UseCommitted { from, warning } => {
+                if let Some(warning) = warning {
+                    println!("cargo::warning={warning}");
                 }
+                std::fs::copy(&from, plan.out_file())
+                    .map(|_| ())
+                    .map_err(|e| format!("cannot copy {}: {e}", from.display()))
             }
-            Err(why) => {
-                let help = if cfg!(feature = "bindgen") {
-                    "install libclang (Debian/Ubuntu: apt-get install libclang-dev; macOS: \
-                     xcode-select --install) or set LIBCLANG_PATH"
-                } else {
-                    "enable the `bindgen` feature (of llama-prebuilt-sys, or of llama-prebuilt) \
-                     and have libclang installed"
-                };
-                let scope = if vendored {
-                    format!(
-                        "pre-generated bindings exist for {}",
-                        committed_targets(manifest_dir)
-                    )
-                } else {
-                    "pre-generated bindings exist only for the vendored headers".to_string()
-                };
-                return Err(format!(
-                    "cannot generate bindings for {}: {why}\nhelp: {help}; {scope}",
-                    target.triple
-                ));
-            }
-        }
-        std::fs::copy(&committed, &out)
-            .map_err(|e| format!("cannot copy {}: {e}", committed.display()))?;
-        Ok(())
-    }
-
-    /// The targets with committed bindings, for error messages.
-    fn committed_targets(manifest_dir: &Path) -> String {
-        let mut names: Vec<String> = std::fs::read_dir(manifest_dir.join("bindings"))
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .strip_suffix(".rs")
-                            .map(str::to_string)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        if names.is_empty() {
-            "no target".into()
-        } else {
-            names.join(", ")
+            Decision::Fail(message) => Err(message),
         }
     }
 
+    /// Runs bindgen; `Err(why)` when it cannot (bindgen panics when libclang cannot be loaded).
+    /// `cargo xtask bindings` goes through this same function (`DOCS_RS=1` builds), so the
+    /// committed and fresh bindings can be compared byte for byte.
     #[cfg(feature = "bindgen")]
-    fn generate(
-        manifest_dir: &Path,
-        include_dir: &Path,
-        target: &Target,
-        out: &Path,
-    ) -> Result<(), String> {
-        let builder = configure(manifest_dir, include_dir, &target.triple);
-        // bindgen panics when libclang cannot be loaded; turn that into a fallback.
+    fn generate(plan: &BindingsPlan) -> Result<(), String> {
+        use llama_prebuilt_fetch::bindings::{
+            libclang_failure, ALLOW_FUNCTIONS, ALLOW_TYPES, ALLOW_VARS,
+        };
+        let builder = bindgen::Builder::default()
+            .header(plan.header().display().to_string())
+            .clang_args(plan.clang_args())
+            .allowlist_function(ALLOW_FUNCTIONS)
+            .allowlist_type(ALLOW_TYPES)
+            .allowlist_var(ALLOW_VARS)
+            .prepend_enum_name(false)
+            .derive_default(true)
+            .layout_tests(true)
+            .generate_comments(true)
+            .use_core()
+            .formatter(bindgen::Formatter::Prettyplease);
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let result =
@@ -284,40 +264,19 @@ mod bindings {
             Err(p) => {
                 let msg = p
                     .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-                return Err(format!(
-                    "libclang could not be loaded ({})",
-                    msg.unwrap_or_default().lines().next().unwrap_or("")
-                ));
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied());
+                return Err(libclang_failure(msg));
             }
         };
+        let out = plan.out_file();
         bindings
-            .write_to_file(out)
+            .write_to_file(&out)
             .map_err(|e| format!("cannot write {}: {e}", out.display()))
     }
 
     #[cfg(not(feature = "bindgen"))]
-    fn generate(_: &Path, _: &Path, _: &Target, _: &Path) -> Result<(), String> {
+    fn generate(_: &BindingsPlan) -> Result<(), String> {
         Err("the `bindgen` feature is off".into())
-    }
-
-    /// One configuration for build.rs and `cargo xtask bindings`, so committed and fresh
-    /// bindings can be compared byte for byte.
-    #[cfg(feature = "bindgen")]
-    fn configure(manifest_dir: &Path, include_dir: &Path, triple: &str) -> bindgen::Builder {
-        bindgen::Builder::default()
-            .header(manifest_dir.join("wrapper.h").display().to_string())
-            .clang_arg(format!("-I{}", include_dir.display()))
-            .clang_arg(format!("--target={triple}"))
-            .allowlist_function("(llama|ggml|gguf)_.*")
-            .allowlist_type("(llama|ggml|gguf)_.*")
-            .allowlist_var("(LLAMA|GGML|GGUF)_.*")
-            .prepend_enum_name(false)
-            .derive_default(true)
-            .layout_tests(true)
-            .generate_comments(true)
-            .use_core()
-            .formatter(bindgen::Formatter::Prettyplease)
     }
 }

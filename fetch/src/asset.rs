@@ -129,6 +129,17 @@ impl Platform {
     }
 }
 
+/// How libraries are named on `target`, for libraries the user brings (`LLAMA_LIB_DIR`): the
+/// release table's platform when the target has one, else the target OS. `None` when neither
+/// knows the OS; guessing (say, Linux naming for a Windows triple missing from the table) would
+/// make the search fail with a misleading "no libllama" message.
+pub fn lib_os_for(target: &Target) -> Option<LibOs> {
+    Platform::for_target(target)
+        .map(Platform::lib_os)
+        .ok()
+        .or_else(|| LibOs::from_target_os(&target.os))
+}
+
 /// One backend flavour of a platform's asset.
 struct VariantRule {
     /// Variant name as the user writes it; a trailing `-*` takes a version (`cuda-12.4`).
@@ -304,6 +315,18 @@ pub fn asset_stem(asset: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lib_os_for_uses_the_table_then_the_target_os() {
+        let os = |t: &str| lib_os_for(&Target::from_triple(t));
+        assert_eq!(os("x86_64-unknown-linux-gnu"), Some(LibOs::Linux));
+        assert_eq!(os("aarch64-apple-darwin"), Some(LibOs::MacOs));
+        // Not in the release table, but the OS says how its libraries are named.
+        assert_eq!(os("i686-pc-windows-gnu"), Some(LibOs::Windows));
+        assert_eq!(os("riscv64gc-unknown-linux-musl"), Some(LibOs::Linux));
+        // Nobody knows: no guess.
+        assert_eq!(os("wasm32-unknown-unknown"), None);
+    }
 
     fn first(triple: &str, tag: &str, variant: &str) -> String {
         let p = Platform::for_target(&Target::from_triple(triple)).unwrap();

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod asset;
+pub mod bindings;
 pub mod cache;
 pub mod checksums;
 pub mod config;

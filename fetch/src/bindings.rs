@@ -1,0 +1,275 @@
+//! Where the sys crate's Rust bindings come from — every decision except the bindgen call
+//! itself, so it can be tested here (the build script has no tests, and this crate has no
+//! bindgen dependency).
+//!
+//! bindgen runs over `wrapper.h` with the headers that match the binaries. When it cannot
+//! (libclang missing, or the `bindgen` feature off), the bindings committed for the pinned tag
+//! (`bindings/<triple>.rs`, made by `cargo xtask bindings`) are used instead — but only with
+//! the vendored headers, since they describe exactly those. Anything else is an error that says
+//! how to get libclang or the feature.
+
+use std::path::{Path, PathBuf};
+
+use crate::PINNED_TAG;
+
+/// The bindgen allowlists: every llama/ggml/gguf function, type and constant.
+pub const ALLOW_FUNCTIONS: &str = "(llama|ggml|gguf)_.*";
+/// See [`ALLOW_FUNCTIONS`].
+pub const ALLOW_TYPES: &str = "(llama|ggml|gguf)_.*";
+/// See [`ALLOW_FUNCTIONS`].
+pub const ALLOW_VARS: &str = "(LLAMA|GGML|GGUF)_.*";
+
+/// The facts the choice depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingsPlan {
+    /// The sys crate's directory (`wrapper.h`, `vendor-headers/`, `bindings/`).
+    pub manifest_dir: PathBuf,
+    /// The headers bindgen reads (vendored, `LLAMA_INCLUDE_DIR`, or fetched for another tag).
+    pub include_dir: PathBuf,
+    /// The target triple.
+    pub triple: String,
+    /// Where the build script writes the bindings.
+    pub out_dir: PathBuf,
+    /// Whether the `bindgen` feature is on.
+    pub bindgen_feature: bool,
+}
+
+/// What to do after bindgen ran (or could not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// bindgen wrote [`BindingsPlan::out_file`].
+    Generated,
+    /// Copy the committed bindings `from` to [`BindingsPlan::out_file`], printing `warning`
+    /// (set when the user asked for bindgen and should learn how to get libclang).
+    UseCommitted {
+        /// The committed file.
+        from: PathBuf,
+        /// A `cargo::warning` line, if any.
+        warning: Option<String>,
+    },
+    /// Stop the build with this message (its first line is the error, then `help:`).
+    Fail(String),
+}
+
+impl BindingsPlan {
+    /// The header bindgen reads.
+    pub fn header(&self) -> PathBuf {
+        self.manifest_dir.join("wrapper.h")
+    }
+
+    /// The generated (or copied) bindings the sys crate `include!`s.
+    pub fn out_file(&self) -> PathBuf {
+        self.out_dir.join("bindings.rs")
+    }
+
+    /// The committed bindings for this target.
+    pub fn committed_file(&self) -> PathBuf {
+        self.manifest_dir
+            .join("bindings")
+            .join(format!("{}.rs", self.triple))
+    }
+
+    /// Whether bindgen reads the vendored headers (the only ones committed bindings describe).
+    pub fn uses_vendored_headers(&self) -> bool {
+        self.include_dir == self.manifest_dir.join("vendor-headers")
+    }
+
+    /// clang arguments: the header directory and the *target* (never the host).
+    pub fn clang_args(&self) -> Vec<String> {
+        vec![
+            format!("-I{}", self.include_dir.display()),
+            format!("--target={}", self.triple),
+        ]
+    }
+
+    /// Decides from bindgen's result (`Err(why)` when it could not run).
+    pub fn decide(&self, generated: Result<(), String>) -> Decision {
+        let why = match generated {
+            Ok(()) => return Decision::Generated,
+            Err(why) => why,
+        };
+        let committed = self.committed_file();
+        let vendored = self.uses_vendored_headers();
+        if vendored && committed.is_file() {
+            let warning = self.bindgen_feature.then(|| {
+                format!(
+                    "llama-prebuilt-sys: {why}; using the pre-generated bindings of {PINNED_TAG}. \
+                     Install libclang (Debian/Ubuntu: apt-get install libclang-dev) or set LIBCLANG_PATH to generate them"
+                )
+            });
+            return Decision::UseCommitted {
+                from: committed,
+                warning,
+            };
+        }
+        let help = if self.bindgen_feature {
+            "install libclang (Debian/Ubuntu: apt-get install libclang-dev; macOS: \
+             xcode-select --install) or set LIBCLANG_PATH"
+        } else {
+            "enable the `bindgen` feature (of llama-prebuilt-sys, or of llama-prebuilt) \
+             and have libclang installed"
+        };
+        let scope = if vendored {
+            format!(
+                "pre-generated bindings exist for {}",
+                committed_targets(&self.manifest_dir.join("bindings"))
+            )
+        } else {
+            "pre-generated bindings exist only for the vendored headers".to_string()
+        };
+        Decision::Fail(format!(
+            "cannot generate bindings for {}: {why}\nhelp: {help}; {scope}",
+            self.triple
+        ))
+    }
+}
+
+/// Why bindgen gave up, from a panic payload (bindgen panics when libclang cannot be loaded).
+pub fn libclang_failure(panic_message: Option<&str>) -> String {
+    format!(
+        "libclang could not be loaded ({})",
+        panic_message
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or("")
+    )
+}
+
+/// The targets with committed bindings in `dir`, sorted, for error messages.
+pub fn committed_targets(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".rs")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        "no target".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINUX: &str = "x86_64-unknown-linux-gnu";
+
+    /// A sys-crate directory with committed bindings for `LINUX` only.
+    fn crate_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bindings")).unwrap();
+        std::fs::create_dir_all(dir.path().join("vendor-headers")).unwrap();
+        std::fs::write(dir.path().join("bindings").join(format!("{LINUX}.rs")), "").unwrap();
+        dir
+    }
+
+    fn plan(dir: &Path, include: &str, triple: &str, feature: bool) -> BindingsPlan {
+        BindingsPlan {
+            manifest_dir: dir.to_path_buf(),
+            include_dir: dir.join(include),
+            triple: triple.into(),
+            out_dir: dir.join("out"),
+            bindgen_feature: feature,
+        }
+    }
+
+    #[test]
+    fn file_names_and_clang_args_follow_the_target() {
+        let dir = crate_dir();
+        let p = plan(dir.path(), "vendor-headers", "aarch64-apple-darwin", true);
+        assert_eq!(p.header(), dir.path().join("wrapper.h"));
+        assert_eq!(p.out_file(), dir.path().join("out").join("bindings.rs"));
+        assert_eq!(
+            p.committed_file(),
+            dir.path().join("bindings").join("aarch64-apple-darwin.rs")
+        );
+        assert_eq!(
+            p.clang_args(),
+            [
+                format!("-I{}", dir.path().join("vendor-headers").display()),
+                "--target=aarch64-apple-darwin".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn fresh_bindings_win() {
+        let dir = crate_dir();
+        let p = plan(dir.path(), "elsewhere", "wasm32-unknown-unknown", true);
+        assert_eq!(p.decide(Ok(())), Decision::Generated);
+    }
+
+    #[test]
+    fn missing_libclang_falls_back_to_committed_bindings_with_a_warning() {
+        let dir = crate_dir();
+        let p = plan(dir.path(), "vendor-headers", LINUX, true);
+        let Decision::UseCommitted { from, warning } =
+            p.decide(Err(libclang_failure(Some("Unable to find libclang\nmore"))))
+        else {
+            panic!("expected the committed bindings");
+        };
+        assert_eq!(from, p.committed_file());
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("libclang could not be loaded (Unable to find libclang)")
+                && warning.contains(PINNED_TAG)
+                && warning.contains("LIBCLANG_PATH"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn without_the_feature_committed_bindings_are_used_silently() {
+        let dir = crate_dir();
+        let p = plan(dir.path(), "vendor-headers", LINUX, false);
+        assert!(matches!(
+            p.decide(Err("the `bindgen` feature is off".into())),
+            Decision::UseCommitted { warning: None, .. }
+        ));
+    }
+
+    #[test]
+    fn other_targets_fail_naming_the_committed_ones() {
+        let dir = crate_dir();
+        let p = plan(dir.path(), "vendor-headers", "aarch64-apple-darwin", true);
+        let Decision::Fail(msg) = p.decide(Err("why".into())) else {
+            panic!("expected a failure");
+        };
+        assert!(
+            msg.starts_with(
+                "cannot generate bindings for aarch64-apple-darwin: why\nhelp: install libclang"
+            ) && msg.ends_with(&format!("pre-generated bindings exist for {LINUX}")),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn other_headers_never_use_committed_bindings() {
+        let dir = crate_dir();
+        let p = plan(dir.path(), "fetched-headers", LINUX, false);
+        let Decision::Fail(msg) = p.decide(Err("the `bindgen` feature is off".into())) else {
+            panic!("expected a failure");
+        };
+        assert!(
+            msg.contains("enable the `bindgen` feature")
+                && msg.ends_with("pre-generated bindings exist only for the vendored headers"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn no_committed_bindings_is_said_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(committed_targets(&dir.path().join("bindings")), "no target");
+    }
+}
