@@ -43,7 +43,8 @@ pub mod vars {
     /// Per-read stall timeout in seconds for downloads (default 30).
     pub const TIMEOUT: &str = "LLAMA_PREBUILT_TIMEOUT";
 
-    /// Every variable above, for `rerun-if-env-changed` and `doctor`.
+    /// Every variable above, for `rerun-if-env-changed` and `doctor` (a unit test checks that
+    /// nothing the fetch library, the CLI or the build script reads is missing).
     pub const ALL: &[&str] = &[
         VERSION,
         LIB_DIR,
@@ -52,6 +53,7 @@ pub mod vars {
         ARCHIVE,
         MIRROR,
         API_URL,
+        HEADERS_URL,
         CHECKSUMS,
         SHA256,
         CACHE_DIR,
@@ -229,6 +231,7 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
         let m: HashMap<String, String> = pairs
@@ -269,5 +272,83 @@ mod tests {
         ]);
         assert_eq!(c.asset_url("b1", "a.zip"), "http://127.0.0.1:9/dl/b1/a.zip");
         assert_eq!(c.http.read_timeout, Duration::from_millis(2500));
+    }
+
+    /// Set by cargo for build scripts; never user overrides, so not in `vars::ALL`.
+    fn set_by_cargo(name: &str) -> bool {
+        name.starts_with("CARGO_CFG_")
+            || name.starts_with("CARGO_FEATURE_")
+            || ["CARGO_MANIFEST_DIR", "OUT_DIR", "TARGET"].contains(&name)
+    }
+
+    /// Every `.rs` file under `dir`.
+    fn rust_files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(rust_files(&p));
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// The string literals that directly follow each `opener` (e.g. `var("`), when they look
+    /// like a variable name.
+    fn names_after<'a>(text: &'a str, opener: &str) -> Vec<&'a str> {
+        text.match_indices(opener)
+            .filter_map(|(i, _)| {
+                let rest = &text[i + opener.len()..];
+                let name = &rest[..rest.find('"')?];
+                let is_name = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                is_name.then_some(name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vars_all_lists_every_variable_the_code_reads() {
+        let fetch = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut sources = rust_files(&fetch.join("src"));
+        // In the workspace (not in a packaged crate), the CLI and the build script too.
+        let workspace = fetch.parent().expect("fetch/ has a parent");
+        if workspace.join("cli").join("src").is_dir() {
+            sources.extend(rust_files(&workspace.join("cli").join("src")));
+            sources.push(workspace.join("build.rs"));
+        }
+        let mut missing = Vec::new();
+        for file in &sources {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Any whole literal in our namespace (constants, help texts naming one variable).
+            let ours = names_after(&text, "\"LLAMA_")
+                .into_iter()
+                .map(|rest| format!("LLAMA_{rest}"));
+            // Any variable read by a literal name.
+            let read = ["var(\"", "var_os(\"", "env(\""]
+                .iter()
+                .flat_map(|opener| names_after(&text, opener))
+                .filter(|name| !set_by_cargo(name))
+                .map(str::to_string);
+            for name in ours.chain(read) {
+                if !vars::ALL.contains(&name.as_str()) {
+                    missing.push(format!("{name} ({})", file.display()));
+                }
+            }
+        }
+        // And every constant of the `vars` module.
+        let own = std::fs::read_to_string(fetch.join("src").join("config.rs")).unwrap();
+        let module = &own[..own.find("pub const ALL").unwrap()];
+        for name in names_after(module, ": &str = \"") {
+            if !vars::ALL.contains(&name) {
+                missing.push(format!("{name} (a constant of the vars module)"));
+            }
+        }
+        assert!(missing.is_empty(), "read but not in vars::ALL: {missing:?}");
+        assert!(vars::ALL.contains(&vars::HEADERS_URL));
     }
 }

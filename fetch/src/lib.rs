@@ -2,8 +2,8 @@
 //!
 //! Resolves, downloads, verifies, extracts and caches the official prebuilt
 //! [llama.cpp](https://github.com/ggml-org/llama.cpp) release binaries. It is the single
-//! implementation behind the `llama-prebuilt-sys` build script, the `llama-prebuilt` CLI and the
-//! safe crate's run-time helpers.
+//! implementation behind the `llama-prebuilt-sys` build script and the `llama-prebuilt` CLI
+//! (the safe crate does not use it at run time: it links what the build script staged).
 //!
 //! The data flows one way: **target + tag + variant → asset name → trusted digest → verified
 //! archive in the cache → extracted tree → library directory.**
