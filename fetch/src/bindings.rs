@@ -5,8 +5,11 @@
 //! bindgen runs over `wrapper.h` with the headers that match the binaries. When it cannot
 //! (libclang missing, or the `bindgen` feature off), the bindings committed for the pinned tag
 //! (`bindings/<triple>.rs`, made by `cargo xtask bindings`) are used instead — but only with
-//! the vendored headers, since they describe exactly those. Anything else is an error that says
-//! how to get libclang or the feature.
+//! headers byte-identical to the vendored ones, since the bindings are a function of the
+//! headers (and the target) and describe exactly those. Headers of another tag that did not
+//! change (`LLAMA_INCLUDE_DIR`, or fetched for that tag) qualify too: a tag bump that leaves
+//! `llama.h`/`ggml*.h` alone needs no libclang. Anything else is an error that says how to get
+//! libclang or the feature.
 
 use std::path::{Path, PathBuf};
 
@@ -69,9 +72,37 @@ impl BindingsPlan {
             .join(format!("{}.rs", self.triple))
     }
 
-    /// Whether bindgen reads the vendored headers (the only ones committed bindings describe).
+    /// Whether bindgen reads the vendored headers, or headers byte-identical to them: the only
+    /// ones the committed bindings describe. Every `.h` of `vendor-headers/` (the closure of
+    /// what `wrapper.h` includes) must exist in the include dir with the same bytes; extra
+    /// headers there (`ggml-cuda.h`, …) are not read and do not matter.
     pub fn uses_vendored_headers(&self) -> bool {
-        self.include_dir == self.manifest_dir.join("vendor-headers")
+        let vendored = self.manifest_dir.join("vendor-headers");
+        if self.include_dir == vendored {
+            return true;
+        }
+        let Ok(entries) = std::fs::read_dir(&vendored) else {
+            return false;
+        };
+        let mut compared = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().ends_with(".h") {
+                continue;
+            }
+            let same = match (
+                std::fs::read(entry.path()),
+                std::fs::read(self.include_dir.join(&name)),
+            ) {
+                (Ok(ours), Ok(theirs)) => ours == theirs,
+                _ => false,
+            };
+            if !same {
+                return false;
+            }
+            compared += 1;
+        }
+        compared > 0
     }
 
     /// clang arguments: the header directory and the *target* (never the host).
@@ -115,7 +146,8 @@ impl BindingsPlan {
                 committed_targets(&self.manifest_dir.join("bindings"))
             )
         } else {
-            "pre-generated bindings exist only for the vendored headers".to_string()
+            "pre-generated bindings exist only for headers identical to the vendored ones"
+                .to_string()
         };
         Decision::Fail(format!(
             "cannot generate bindings for {}: {why}\nhelp: {help}; {scope}",
@@ -262,9 +294,37 @@ mod tests {
         };
         assert!(
             msg.contains("enable the `bindgen` feature")
-                && msg.ends_with("pre-generated bindings exist only for the vendored headers"),
+                && msg.ends_with(
+                    "pre-generated bindings exist only for headers identical to the vendored ones"
+                ),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn headers_identical_to_the_vendored_ones_use_the_committed_bindings() {
+        let dir = crate_dir();
+        let vendored = dir.path().join("vendor-headers");
+        std::fs::write(vendored.join("llama.h"), "int llama_x(void);").unwrap();
+        std::fs::write(vendored.join("ggml.h"), "int ggml_x(void);").unwrap();
+        std::fs::write(vendored.join("ORIGIN.md"), "not a header").unwrap();
+        let other = dir.path().join("other-tag");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("llama.h"), "int llama_x(void);").unwrap();
+        std::fs::write(other.join("ggml.h"), "int ggml_x(void);").unwrap();
+        std::fs::write(other.join("ggml-cuda.h"), "not read by wrapper.h").unwrap();
+        let p = plan(dir.path(), "other-tag", LINUX, false);
+        assert!(p.uses_vendored_headers());
+        assert!(matches!(
+            p.decide(Err("the `bindgen` feature is off".into())),
+            Decision::UseCommitted { warning: None, .. }
+        ));
+        // One byte changed, or one header missing: another API, so no committed bindings.
+        std::fs::write(other.join("ggml.h"), "int ggml_x(int);").unwrap();
+        assert!(!p.uses_vendored_headers());
+        assert!(matches!(p.decide(Err("off".into())), Decision::Fail(_)));
+        std::fs::remove_file(other.join("ggml.h")).unwrap();
+        assert!(!p.uses_vendored_headers());
     }
 
     #[test]

@@ -323,6 +323,21 @@ fn without_the_bindgen_feature_the_committed_bindings_are_used() {
         "{}",
         out.stderr
     );
+    // Another tag whose headers are byte-identical to the vendored ones (the fixture's b10200
+    // headers, given as LLAMA_INCLUDE_DIR): the committed bindings describe them, so the app
+    // builds without bindgen, links the downloaded fixture release and runs.
+    let run = app.cargo(&["run", "--quiet"], &[]);
+    run.assert_ok("run without bindgen, another tag with identical headers");
+    assert!(
+        run.stdout.contains("llama.cpp b10200 ok"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains("Compiling bindgen"),
+        "bindgen must not be compiled:\n{}",
+        run.stderr
+    );
     // A target without committed bindings says how to get them.
     let out = app.cargo(
         &[
