@@ -98,6 +98,17 @@ fn generate(model: &Model, prompt: &str, n_predict: usize) -> (Vec<Token>, Strin
     (gen.tokens().to_vec(), text)
 }
 
+/// The model's chat template renders one user message exactly like the C reference's.
+fn assert_chat_template_matches(model: &Model, path: &Path) {
+    let reference = Reference::run(path, "Hi there", 0, &["--chat"]);
+    let ours = model
+        .chat_template()
+        .unwrap()
+        .apply(&[ChatMessage::user("Hi there")], true)
+        .unwrap();
+    assert_eq!(ours.as_bytes(), reference.hex("chat"));
+}
+
 #[test]
 fn greedy_generation_matches_the_c_reference_token_for_token() {
     let path = gguf::tiny_model();
@@ -251,13 +262,7 @@ fn tokenizer_and_chat_template_match_the_c_reference() {
             reference_text
         );
     }
-    let reference = Reference::run(&path, "Hi there", 0, &["--chat"]);
-    let ours = model
-        .chat_template()
-        .unwrap()
-        .apply(&[ChatMessage::user("Hi there")], true)
-        .unwrap();
-    assert_eq!(ours.as_bytes(), reference.hex("chat"));
+    assert_chat_template_matches(&model, &path);
 }
 
 #[test]
@@ -294,12 +299,6 @@ fn real_weights_smollm2_greedy_tokens_bpe_and_chat_template_match_the_c_referenc
             text.as_bytes()
         );
     }
-    let reference = Reference::run(&path, "Hi there", 0, &["--chat"]);
-    let ours = model
-        .chat_template()
-        .unwrap()
-        .apply(&[ChatMessage::user("Hi there")], true)
-        .unwrap();
-    assert_eq!(ours.as_bytes(), reference.hex("chat"));
+    assert_chat_template_matches(&model, &path);
     eprintln!("parity on SmolLM2: {total} greedy tokens identical to the C reference");
 }
