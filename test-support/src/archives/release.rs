@@ -50,10 +50,9 @@ fn so_chain(
     }
 }
 
-/// tar.gz era Linux (`llama-<tag>/` top dir): LICENSE, `llama-cli` (0755), the symlink chains
-/// of libllama (`.so.0.0.<n>`), libggml and libggml-base (`.so.0.9.4`), and
-/// `libggml-cpu-haswell.so` (a run-time loaded backend, no chain).
-pub fn linux_tar_gz(tag: &str) -> Vec<u8> {
+/// The common start of the tar.gz-era archives: the `llama-<tag>/` top dir (returned) with
+/// LICENSE (0644) and `llama-cli` (0755).
+fn begin_tar_gz(tag: &str) -> (String, TarGz<Vec<u8>>) {
     let top = format!("llama-{tag}");
     let mut t = TarGz::new(Vec::new(), Compression::default());
     t.dir(&format!("{top}/")).expect("in-memory tar");
@@ -69,6 +68,14 @@ pub fn linux_tar_gz(tag: &str) -> Vec<u8> {
         &dummy_contents(tag, "llama-cli"),
     )
     .expect("in-memory tar");
+    (top, t)
+}
+
+/// tar.gz era Linux (`llama-<tag>/` top dir): LICENSE, `llama-cli` (0755), the symlink chains
+/// of libllama (`.so.0.0.<n>`), libggml and libggml-base (`.so.0.9.4`), and
+/// `libggml-cpu-haswell.so` (a run-time loaded backend, no chain).
+pub fn linux_tar_gz(tag: &str) -> Vec<u8> {
+    let (top, mut t) = begin_tar_gz(tag);
     let llama_version = format!("0.0.{}", tag_number(tag));
     so_chain(&mut t, &top, tag, "llama", &llama_version, true);
     so_chain(&mut t, &top, tag, "ggml", GGML_VERSION, false);
@@ -128,21 +135,7 @@ pub fn windows_zip() -> Vec<u8> {
 /// same for libggml and libggml-base (`0.9.4`), and the directly linked backends
 /// (`libggml-cpu`, `-metal`, `-blas`, `-rpc`) without chains.
 pub fn macos_tar_gz(tag: &str) -> Vec<u8> {
-    let top = format!("llama-{tag}");
-    let mut t = TarGz::new(Vec::new(), Compression::default());
-    t.dir(&format!("{top}/")).expect("in-memory tar");
-    t.file(
-        &format!("{top}/LICENSE"),
-        0o644,
-        &dummy_contents(tag, "LICENSE"),
-    )
-    .expect("in-memory tar");
-    t.file(
-        &format!("{top}/llama-cli"),
-        0o755,
-        &dummy_contents(tag, "llama-cli"),
-    )
-    .expect("in-memory tar");
+    let (top, mut t) = begin_tar_gz(tag);
     let llama_version = format!("0.0.{}", tag_number(tag));
     for (base, version) in [
         ("llama", llama_version.as_str()),
