@@ -2,11 +2,12 @@
 
 use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::api;
 use super::http::{self, BodyPlan, Request};
-use super::state::{key, RequestLog};
+use super::state::{key, Asset, RequestLog};
 use super::{Fault, Inner, API_PATH, DOWNLOAD_PATH, RAW_PATH, REDIRECT_PATH};
 
 /// How long a connection may sit without sending its request head. Bounds every thread.
@@ -104,6 +105,26 @@ fn not_found(out: &mut TcpStream, head_only: bool) -> io::Result<()> {
     http::write_simple(out, 404, "text/plain", b"Not Found\n", head_only, &[])
 }
 
+/// The 200 headers of `asset`, or a 404 when it does not exist; the asset when its body is to
+/// follow (a GET).
+fn asset_head(
+    out: &mut TcpStream,
+    asset: Option<Arc<Asset>>,
+    head_only: bool,
+) -> io::Result<Option<Arc<Asset>>> {
+    let Some(asset) = asset else {
+        not_found(out, head_only)?;
+        return Ok(None);
+    };
+    http::write_head(
+        out,
+        200,
+        asset.size,
+        &[("Content-Type", "application/octet-stream")],
+    )?;
+    Ok((!head_only).then_some(asset))
+}
+
 /// The primary asset URL: counts the hit and applies the next queued fault (GET only).
 fn download(
     out: &mut TcpStream,
@@ -142,18 +163,9 @@ fn download(
         }
         _ => {}
     }
-    let Some(asset) = asset else {
-        return not_found(out, head_only);
-    };
-    http::write_head(
-        out,
-        200,
-        asset.size,
-        &[("Content-Type", "application/octet-stream")],
-    )?;
-    if head_only {
+    let Some(asset) = asset_head(out, asset, head_only)? else {
         return Ok(());
-    }
+    };
     let mut plan = BodyPlan {
         limit: asset.size,
         corrupt: false,
@@ -190,18 +202,9 @@ fn redirect_target(
         }
         (st.assets.get(&k).cloned(), st.throttle)
     };
-    let Some(asset) = asset else {
-        return not_found(out, head_only);
-    };
-    http::write_head(
-        out,
-        200,
-        asset.size,
-        &[("Content-Type", "application/octet-stream")],
-    )?;
-    if head_only {
+    let Some(asset) = asset_head(out, asset, head_only)? else {
         return Ok(());
-    }
+    };
     let plan = BodyPlan {
         limit: asset.size,
         corrupt: false,
