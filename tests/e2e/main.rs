@@ -328,11 +328,7 @@ fn without_the_bindgen_feature_the_committed_bindings_are_used() {
     // builds without bindgen, links the downloaded fixture release and runs.
     let run = app.cargo(&["run", "--quiet"], &[]);
     run.assert_ok("run without bindgen, another tag with identical headers");
-    assert!(
-        run.stdout.contains("llama.cpp b10200 ok"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
     assert!(
         !run.stderr.contains("Compiling bindgen"),
         "bindgen must not be compiled:\n{}",
