@@ -61,9 +61,36 @@ fn write_crate(
     })
 }
 
+/// Which features of the safe crate a downstream app asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OursFeatures {
+    /// `llama-prebuilt = { path }`: bindgen at build time, copy-dylibs.
+    Default,
+    /// `default-features = false, features = ["copy-dylibs"]`: the committed bindings, no
+    /// bindgen or libclang code compiled.
+    NoBindgen,
+}
+
+impl OursFeatures {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            OursFeatures::Default => "default features",
+            OursFeatures::NoBindgen => "`default-features = false, features = [\"copy-dylibs\"]`",
+        }
+    }
+}
+
 pub(crate) fn ours(dir: &Path) -> Result<AppCrate, String> {
+    ours_with(dir, OursFeatures::Default)
+}
+
+pub(crate) fn ours_with(dir: &Path, features: OursFeatures) -> Result<AppCrate, String> {
+    let features = match features {
+        OursFeatures::Default => "",
+        OursFeatures::NoBindgen => ", default-features = false, features = [\"copy-dylibs\"]",
+    };
     let dep = format!(
-        "llama-prebuilt = {{ path = \"{}\" }}",
+        "llama-prebuilt = {{ path = \"{}\"{features} }}",
         path_str(&workspace_root().join("llama-prebuilt"))
     );
     let app = write_crate(dir, "bench-app", &dep, OURS, true)?;

@@ -2,7 +2,9 @@
 //! text takes to build.
 //!
 //! - ours: `apps/ours.rs` on the safe crate, cold = empty target dir and empty llama-prebuilt
-//!   cache, the binaries downloaded from the local fixture mirror (llama.cpp b10200);
+//!   cache, the binaries downloaded from the local fixture mirror (llama.cpp b10200), twice per
+//!   round: with default features and with `default-features = false, features =
+//!   ["copy-dylibs"]` (committed bindings, no bindgen);
 //! - theirs: the same program on crates.io's `llama-cpp-2` (`apps/llama_cpp_2.rs`), whose
 //!   llama-cpp-sys-2 = 0.1.154 compiles the same llama.cpp source (b10200) with cmake;
 //! - ours again with a warm binary cache and an empty target dir, then a no-op rebuild, and the
@@ -17,6 +19,7 @@ use std::process::Command;
 
 use llama_prebuilt_test_support::gguf::tiny_model;
 
+use super::apps::OursFeatures;
 use super::stats::{list, median, secs, time};
 use super::{apps, bench_dir, report, run_ok, Opts};
 use crate::world::{self, World};
@@ -27,9 +30,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let runs: usize = opts.num("--runs", 2)?;
     let world = World::start()?;
     let dir = bench_dir().join("build-time");
-    let ours = apps::ours(&dir.join("app-ours"))?;
+    let configs = [OursFeatures::Default, OursFeatures::NoBindgen];
+    let ours: Vec<apps::AppCrate> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| apps::ours_with(&dir.join(format!("app-ours-{i}")), f))
+        .collect::<Result<_, _>>()?;
     let theirs = apps::llama_cpp_2(&dir.join("app-lc2"))?;
-    for app in [&ours, &theirs] {
+    for app in ours.iter().chain([&theirs]) {
         let mut fetch = world::cargo();
         fetch
             .current_dir(&app.dir)
@@ -40,26 +48,32 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let model = tiny_model();
     let load = super::machine::load1();
 
-    // Ours, cold: fresh target dir and fresh binary cache, `runs` times; the first cold run of
-    // ours comes before theirs, the others after.
-    let mut cold = Vec::new();
-    let mut cold_script = Vec::new();
+    // Cold: fresh target dir and fresh binary cache. Each round builds every configuration of
+    // ours in turn (A B A B …); llama-cpp-2 is built once, after the first round.
+    let mut cold: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut cold_script: Vec<Vec<Option<f64>>> = vec![Vec::new(); configs.len()];
     let mut theirs_line = String::from("skipped (--skip-theirs)");
     let mut theirs_t = f64::NAN;
     for i in 0..runs {
-        let target = dir.join("target-ours");
-        let cache = dir.join("cache");
-        remove(&target)?;
-        remove(&cache)?;
-        let b = timed_build(&ours, &target, jobs, &world.env(cache.clone()))?;
-        eprintln!("xtask bench: ours cold: {}", secs(b.wall));
-        cold.push(b.wall);
-        cold_script.push(b.script("llama-prebuilt-sys"));
-        check_runs(&ours.exe(&target, true), &model)?;
+        for (c, app) in ours.iter().enumerate() {
+            let target = dir.join("target-ours");
+            let cache = dir.join("cache");
+            remove(&target)?;
+            remove(&cache)?;
+            let b = timed_build(app, &target, jobs, &world.env(cache.clone()))?;
+            eprintln!(
+                "xtask bench: ours cold, {}: {}",
+                configs[c].label(),
+                secs(b.wall)
+            );
+            cold[c].push(b.wall);
+            cold_script[c].push(b.script("llama-prebuilt-sys"));
+            check_runs(&app.exe(&target, true), &model)?;
+        }
         if i == 0 && !opts.flag("--skip-theirs") {
             let target = dir.join("target-lc2");
             remove(&target)?;
-            eprintln!("xtask bench: llama-cpp-2 cold (compiles llama.cpp; ~15 min on 2 cores) ...");
+            eprintln!("xtask bench: llama-cpp-2 cold (compiles llama.cpp; ~4 min on 2 cores) ...");
             let b = timed_build(&theirs, &target, jobs, &[])?;
             eprintln!("xtask bench: llama-cpp-2 cold: {}", secs(b.wall));
             check_runs(&theirs.exe(&target, true), &model)?;
@@ -73,14 +87,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
-    // Warm binary cache, fresh target dir.
+    // Warm binary cache, fresh target dir (default features).
     let cache = dir.join("cache");
     let mut warm = Vec::new();
     let mut warm_script = Vec::new();
     let target = dir.join("target-ours");
     for _ in 0..runs {
         remove(&target)?;
-        let b = timed_build(&ours, &target, jobs, &world.env(cache.clone()))?;
+        let b = timed_build(&ours[0], &target, jobs, &world.env(cache.clone()))?;
         eprintln!("xtask bench: ours warm cache: {}", secs(b.wall));
         warm.push(b.wall);
         warm_script.push(b.script("llama-prebuilt-sys"));
@@ -88,13 +102,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     // No-op rebuild, then the build script alone re-run by a watched variable (warm cache).
     let mut noop = Vec::new();
     for _ in 0..3 {
-        noop.push(timed_build(&ours, &target, jobs, &world.env(cache.clone()))?.wall);
+        noop.push(timed_build(&ours[0], &target, jobs, &world.env(cache.clone()))?.wall);
     }
     let mut rerun = Vec::new();
     for i in 0..3 {
         let mut env = world.env(cache.clone());
         env.push(("LLAMA_PREBUILT_TIMEOUT".into(), format!("{}", 31 + i)));
-        let b = timed_build(&ours, &target, jobs, &env)?;
+        let b = timed_build(&ours[0], &target, jobs, &env)?;
         rerun.push(b.script("llama-prebuilt-sys").unwrap_or(f64::NAN));
     }
     remove(&target)?;
@@ -107,25 +121,50 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             secs(median(&v))
         }
     };
-    let mc = median(&cold);
-    let ratio = mc / theirs_t;
+    let mut rows = String::new();
+    let mut verdicts = String::new();
+    for (c, feature) in configs.iter().enumerate() {
+        let mc = median(&cold[c]);
+        let ratio = mc / theirs_t;
+        let target_ratio = match feature {
+            OursFeatures::Default => 10.0,
+            OursFeatures::NoBindgen => 12.0,
+        };
+        rows += &format!(
+            "| ours, {}, cold (empty target dir, empty binary cache, archive from the loopback mirror) | {} (runs: {}) | llama-prebuilt-sys: {} |\n",
+            feature.label(),
+            secs(mc),
+            list(&cold[c], 1),
+            opt(&cold_script[c])
+        );
+        verdicts += &format!(
+            "- {}: ours cold / llama-cpp-2 cold = **{ratio:.3}** = 1/{:.1} (target ≤ 1/{target_ratio}: {})\n",
+            feature.label(),
+            1.0 / ratio,
+            if ratio.is_nan() {
+                "not measured"
+            } else if ratio <= 1.0 / target_ratio {
+                "met"
+            } else {
+                "NOT met"
+            },
+        );
+    }
     let body = format!(
         "Downstream app = `xtask/src/bench/apps/ours.rs` (safe crate: load a GGUF, stream greedy text) vs \
          `apps/llama_cpp_2.rs` (the same on llama-cpp-2 {} with llama-cpp-sys-2 {}, default features), \
          `cargo build --release -j {jobs} --offline --timings` after `cargo fetch`, 1-min load before the \
-         first build {load:.2}. Each binary was run on the tiny model afterwards.\n\n\
+         first build {load:.2}. The configurations of ours are built in turn in each round; every binary \
+         was run on the tiny model afterwards.\n\n\
          | build | wall time | build script (cargo --timings) |\n|---|---:|---|\n\
-         | ours, cold (empty target dir, empty binary cache, archive from the loopback mirror) | {} (runs: {}) | llama-prebuilt-sys: {} |\n\
+         {rows}\
          | llama-cpp-2, cold (empty target dir; cmake builds llama.cpp) | {theirs_line} | |\n\
-         | ours, warm binary cache, empty target dir | {} (runs: {}) | llama-prebuilt-sys: {} |\n\
+         | ours, default features, warm binary cache, empty target dir | {} (runs: {}) | llama-prebuilt-sys: {} |\n\
          | ours, no-op rebuild (`cargo build` again) | {} (runs: {}) | not run |\n\
          | ours, build script re-run with a warm cache (a watched variable changed) | | llama-prebuilt-sys: {} (runs: {}) |\n\n\
-         ratio ours cold / llama-cpp-2 cold = **{:.3}** = 1/{:.1} (target ≤ 1/10: {})",
+         {verdicts}",
         apps::LLAMA_CPP_2_VERSION,
         apps::LLAMA_CPP_2_VERSION,
-        secs(mc),
-        list(&cold, 1),
-        opt(&cold_script),
         secs(median(&warm)),
         list(&warm, 1),
         opt(&warm_script),
@@ -133,15 +172,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         list(&noop, 2),
         secs(median(&rerun)),
         list(&rerun, 2),
-        ratio,
-        1.0 / ratio,
-        if ratio <= 0.1 {
-            "met"
-        } else if ratio.is_nan() {
-            "not measured"
-        } else {
-            "NOT met"
-        },
     );
     report("bench build-time", &body);
     Ok(())
