@@ -12,8 +12,9 @@ use flate2::read::GzDecoder;
 use tar::{Archive, EntryType};
 
 use super::entry_path::parse_entry_name;
+use super::source::{read_failure, Source};
 use super::tree::Tree;
-use super::{read_failure, ExtractError, Source};
+use super::ExtractError;
 
 /// Most bytes of one extension header, or of data carried by a non-file entry.
 const MAX_META: u64 = 1 << 20;

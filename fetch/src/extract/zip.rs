@@ -8,8 +8,9 @@ use ::zip::result::ZipError;
 use ::zip::ZipArchive;
 
 use super::entry_path::{parse_entry_name, MAX_NAME_BYTES};
+use super::source::{read_failure, Source};
 use super::tree::Tree;
-use super::{read_failure, ExtractError, Source};
+use super::ExtractError;
 
 const S_IFMT: u32 = 0o170_000;
 const S_IFREG: u32 = 0o100_000;
