@@ -20,8 +20,7 @@ use crate::settings;
 struct Row {
     platform: Option<String>,
     target: String,
-    /// `downloaded`, `extracted` (from a kept or local archive), `repaired`, `cached` or `failed`.
-    status: &'static str,
+    status: Status,
     asset: Option<String>,
     url: Option<String>,
     sha256: Option<String>,
@@ -31,6 +30,34 @@ struct Row {
     entry_dir: Option<PathBuf>,
     repaired: Option<String>,
     error: Option<String>,
+}
+
+/// How one platform's libraries got into the cache (lower-case in JSON and in the reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    /// Bytes were transferred in this run.
+    Downloaded,
+    /// Unpacked from a kept or local archive, nothing transferred.
+    Extracted,
+    /// A corrupt cache entry was rebuilt.
+    Repaired,
+    /// A verified cache entry was used as is.
+    Cached,
+    /// The platform failed (see `error`).
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Downloaded => "downloaded",
+            Status::Extracted => "extracted",
+            Status::Repaired => "repaired",
+            Status::Cached => "cached",
+            Status::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -116,7 +143,8 @@ fn one(
     }
     let mut text = format!(
         "llama.cpp {tag} ({variant}) for {}: {}\n",
-        req.target, row.status
+        req.target,
+        row.status.as_str()
     );
     let mut field = |name: &str, value: &Option<String>| {
         if let Some(v) = value {
@@ -187,7 +215,7 @@ fn many(
                 if r.error.is_some() {
                     "FAILED".into()
                 } else {
-                    r.status.into()
+                    r.status.as_str().into()
                 },
                 r.asset.clone().unwrap_or_else(dash),
                 r.sha256.as_deref().map(short_sha).unwrap_or_else(dash),
@@ -262,13 +290,13 @@ fn row(
             platform,
             target: req.target.triple.clone(),
             status: if i.repaired.is_some() {
-                "repaired"
+                Status::Repaired
             } else if i.downloaded {
-                "downloaded"
+                Status::Downloaded
             } else if reporter.installed(&i.asset) {
-                "extracted"
+                Status::Extracted
             } else {
-                "cached"
+                Status::Cached
             },
             digest_label: Some(i.digest_source.label().to_string()),
             asset: Some(i.asset),
@@ -286,7 +314,7 @@ fn row(
             Row {
                 platform,
                 target: req.target.triple.clone(),
-                status: "failed",
+                status: Status::Failed,
                 asset: plan.as_ref().map(|p| p.asset.clone()),
                 url: plan.map(|p| p.url),
                 sha256: None,
