@@ -107,7 +107,7 @@ fn clean(ctx: Ctx, root: &Path, version: Option<&str>) -> CmdResult {
     if let Some(tag) = version {
         asset::build_number(tag).ok_or_else(|| {
             CliError::new(format!(
-                "`{tag}` is not a llama.cpp release tag (tags look like `b10199`)"
+                "`{tag}` is not a llama.cpp release tag (tags look like `b10199`, or `b10199-fixture` for a non-official build)"
             ))
         })?;
     }

@@ -223,16 +223,44 @@ pub fn variants_for(platform: &Platform) -> Vec<String> {
     names
 }
 
-/// Parses a `bNNNN` tag into its build number.
+/// Parses a tag into its build number: `b<digits>` (an official release, e.g. `b10199`), or
+/// `b<digits>-<suffix>` with a suffix of `[a-z0-9.]` (e.g. `b10199-fixture`): a build of tag
+/// `b<digits>`'s source that is **not** the official release bytes (a test fixture, a patched
+/// or in-house build served from a mirror with its own checksums file).
 pub fn build_number(tag: &str) -> Option<u64> {
-    let digits = tag.strip_prefix('b')?;
+    parse_tag(tag).map(|(n, _)| n)
+}
+
+/// The build number of an official release tag (`b<digits>`, no suffix); `None` for suffixed
+/// tags, which are never official and so never what `newest` means.
+pub fn official_build_number(tag: &str) -> Option<u64> {
+    match parse_tag(tag)? {
+        (n, None) => Some(n),
+        (_, Some(_)) => None,
+    }
+}
+
+/// `(build number, suffix)` of `b<digits>[-<suffix>]`.
+fn parse_tag(tag: &str) -> Option<(u64, Option<&str>)> {
+    let rest = tag.strip_prefix('b')?;
+    let (digits, suffix) = match rest.split_once('-') {
+        Some((d, s)) => (d, Some(s)),
+        None => (rest, None),
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    if let Some(s) = suffix {
+        let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.';
+        if s.is_empty() || !s.bytes().all(ok) {
+            return None;
+        }
+    }
+    Some((digits.parse().ok()?, suffix))
 }
 
-/// Checks that `tag` is a release tag and not one known to be broken.
+/// Checks that `tag` is a release tag (see [`build_number`]) and that its build number is not
+/// one known to be broken (a suffixed tag of a broken number is refused too).
 pub fn check_tag(tag: &str) -> Result<u64> {
     let n = build_number(tag).ok_or_else(|| Error::BadTag {
         tag: tag.to_string(),
@@ -438,6 +466,52 @@ mod tests {
         assert!(msg.contains("LLAMA_LIB_DIR"), "{msg}");
         let l = Platform::by_key("linux-x64").unwrap();
         assert!(candidates("b10199", l, "cuda-").is_err());
+    }
+
+    #[test]
+    fn tag_grammar() {
+        for (tag, n) in [
+            ("b1", 1),
+            ("b10199", 10199),
+            ("b10199-fixture", 10199),
+            ("b10199-fixture.2", 10199),
+            ("b7-in.house.9", 7),
+            ("b10199-0", 10199),
+        ] {
+            assert_eq!(build_number(tag), Some(n), "{tag}");
+        }
+        for tag in [
+            "",
+            "b",
+            "b-x",
+            "10199",
+            "v0.1.2",
+            "B10199",
+            "b10199-",
+            "b10199-Fixture",
+            "b10199-fix_ture",
+            "b10199-fix-ture",
+            "b10199--x",
+            "b1x",
+            "b10199 ",
+            "b+1",
+            "b99999999999999999999999",
+        ] {
+            assert_eq!(build_number(tag), None, "{tag:?}");
+        }
+        assert_eq!(official_build_number("b10199"), Some(10199));
+        assert_eq!(official_build_number("b10199-fixture"), None);
+        assert_eq!(official_build_number("nope"), None);
+        assert_eq!(check_tag("b10199-fixture").unwrap(), 10199);
+        assert!(matches!(
+            check_tag("b9110-patched"),
+            Err(Error::BrokenTag { .. })
+        ));
+        let p = Platform::by_key("linux-x64").unwrap();
+        assert_eq!(
+            candidates("b10199-fixture", p, "cpu").unwrap()[0],
+            "llama-b10199-fixture-bin-ubuntu-x64.tar.gz"
+        );
     }
 
     #[test]

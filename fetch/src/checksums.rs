@@ -44,7 +44,7 @@ impl Checksums {
         for (tag, assets) in &mut tags {
             if crate::asset::build_number(tag).is_none() {
                 return Err(bad(format!(
-                    "table `[{tag}]` is not a release tag like `[b10199]`"
+                    "table `[{tag}]` is not a release tag like `[b10199]` or `[b10199-fixture]`"
                 )));
             }
             for (asset, digest) in assets.iter_mut() {
@@ -138,6 +138,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("z.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_suffixed_tag_table_is_its_own_tag() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = format!(
+            "[b10199-fixture]\n\"llama-b10199-fixture-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{a}\", size = 3 }}\n\
+             [b10199]\n\"llama-b10199-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{b}\" }}\n"
+        );
+        let c = Checksums::parse(&text, Path::new("f.toml")).unwrap();
+        let d = c
+            .get(
+                "b10199-fixture",
+                "llama-b10199-fixture-bin-ubuntu-x64.tar.gz",
+            )
+            .unwrap();
+        assert_eq!((d.sha256.as_str(), d.size), (a.as_str(), Some(3)));
+        // The fixture's table says nothing about the official tag's assets, and vice versa.
+        assert!(c
+            .get("b10199", "llama-b10199-fixture-bin-ubuntu-x64.tar.gz")
+            .is_none());
+        assert_eq!(c.assets("b10199-fixture").count(), 1);
+        assert_eq!(c.tags().collect::<Vec<_>>(), ["b10199", "b10199-fixture"]);
+        for bad in [
+            "[b10199-Fixture]\n",
+            "[b10199-]\n",
+            "[\"b10199-fix ture\"]\n",
+        ] {
+            let e = Checksums::parse(bad, Path::new("g.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a release tag"), "{bad}: {e}");
+        }
     }
 
     #[test]

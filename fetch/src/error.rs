@@ -157,7 +157,7 @@ impl std::fmt::Display for Error {
             ),
             Error::BadTag { tag } => write!(
                 f,
-                "`{tag}` is not a llama.cpp release tag; tags look like `b10199` (or use `newest`)"
+                "`{tag}` is not a llama.cpp release tag; tags look like `b10199` (or `b10199-<suffix>` for a non-official build of its source; or use `newest`)"
             ),
             Error::BrokenTag { tag, why } => write!(
                 f,

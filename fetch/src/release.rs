@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::asset::build_number;
+use crate::asset::official_build_number;
 use crate::error::{Error, Result};
 use crate::http::Http;
 
@@ -98,6 +98,7 @@ pub fn list_releases(
 }
 
 /// The newest non-draft `bNNNN` release for which `usable` holds, scanning up to `max_pages`.
+/// Only official tags count: a suffixed tag (`b10199-fixture`) is never the newest release.
 pub fn newest_build_release(
     http: &Http,
     api_base: &str,
@@ -109,7 +110,7 @@ pub fn newest_build_release(
         let releases = list_releases(http, api_base, page, 50)?;
         let done = releases.is_empty();
         for r in releases {
-            let Some(n) = build_number(&r.tag) else {
+            let Some(n) = official_build_number(&r.tag) else {
                 continue;
             };
             if r.draft || crate::asset::check_tag(&r.tag).is_err() || !usable(&r) {
@@ -118,7 +119,7 @@ pub fn newest_build_release(
             // Order by build number, not by the API's order, which follows creation dates.
             if best
                 .as_ref()
-                .and_then(|b| build_number(&b.tag))
+                .and_then(|b| official_build_number(&b.tag))
                 .is_none_or(|b| n > b)
             {
                 best = Some(r);

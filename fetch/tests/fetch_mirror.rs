@@ -647,9 +647,19 @@ fn newest_tag_comes_from_the_release_list() {
         archives::windows_zip(),
     );
     env.mirror.add_release("v0.9.0", false);
+    // A suffixed tag is a non-official build of its number's source: never the newest release.
+    env.mirror.add_asset_bytes(
+        "b20007-fixture",
+        "llama-b20007-fixture-bin-ubuntu-x64.tar.gz",
+        linux_tar_gz("b20007-fixture"),
+    );
     let f = env.fetcher();
     let t = Target::from_triple("x86_64-unknown-linux-gnu");
     assert_eq!(f.resolve_tag("newest", &t, "cpu").unwrap(), "b20005");
+    assert_eq!(
+        f.resolve_tag("b20007-fixture", &t, "cpu").unwrap(),
+        "b20007-fixture"
+    );
     assert_eq!(f.resolve_tag("b1", &t, "cpu").unwrap(), "b1");
 }
 
@@ -699,12 +709,21 @@ fn many_platforms_in_parallel_report_each_result() {
 fn cache_listing_verification_and_cleaning() {
     let mut env = Env::new();
     env.serve(TAG, LINUX_X64, linux_tar_gz(TAG));
+    // A suffixed (non-official) tag is cached and listed like any other.
+    let fixture_tag = "b20001-fixture";
+    env.serve(
+        fixture_tag,
+        "llama-b20001-fixture-bin-ubuntu-x64.tar.gz",
+        linux_tar_gz(fixture_tag),
+    );
     let f = env.fetcher();
     f.ensure(&linux_x64(TAG)).unwrap();
+    f.ensure(&linux_x64(fixture_tag)).unwrap();
     let foreign = env.cache_dir().join(TAG).join("my-notes");
     std::fs::create_dir_all(&foreign).unwrap();
     let entries = f.cache().entries();
-    assert_eq!(entries.len(), 1);
+    let tags: Vec<_> = entries.iter().map(|e| e.manifest.tag.as_str()).collect();
+    assert_eq!(tags, [TAG, fixture_tag]);
     assert!(f.verify_cache().iter().all(|(_, r)| r.is_ok()));
     std::fs::write(env.cache_dir().join(TAG).join(LINUX_X64), b"x").unwrap();
     let bad: Vec<_> = f
@@ -714,7 +733,7 @@ fn cache_listing_verification_and_cleaning() {
         .collect();
     assert_eq!(bad.len(), 1);
     let report = f.cache().clean(None).unwrap();
-    assert!(report.freed > 0 && report.removed.len() >= 2);
+    assert!(report.freed > 0 && report.removed.len() >= 3);
     assert!(foreign.is_dir(), "clean leaves what it did not create");
     assert!(f.cache().entries().is_empty());
 }
