@@ -8,21 +8,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
 
 /// The table shipped inside this crate (the repository's top-level `checksums.toml`).
 pub const EMBEDDED: &str = include_str!("../checksums.toml");
 
 /// A trusted digest of one asset.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest {
     /// Lower-case hex sha256.
     pub sha256: String,
     /// Size in bytes, when recorded.
-    #[serde(default)]
     pub size: Option<u64>,
 }
 
@@ -34,27 +30,34 @@ pub struct Checksums {
 
 impl Checksums {
     /// Parses the TOML text; `origin` names it in errors.
+    ///
+    /// The shape is checked by hand on a parsed `toml::Table` (no serde derive: this crate is a
+    /// build dependency, and `serde_derive` would lengthen every cold build downstream).
     pub fn parse(text: &str, origin: &Path) -> Result<Checksums> {
         let bad = |detail: String| Error::Checksums {
             path: origin.to_path_buf(),
             detail,
         };
-        let mut tags: BTreeMap<String, BTreeMap<String, Digest>> =
-            toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        for (tag, assets) in &mut tags {
-            if crate::asset::build_number(tag).is_none() {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let mut tags = BTreeMap::new();
+        for (tag, assets) in table {
+            if crate::asset::build_number(&tag).is_none() {
                 return Err(bad(format!(
                     "table `[{tag}]` is not a release tag like `[b10199]` or `[b10199-fixture]`"
                 )));
             }
-            for (asset, digest) in assets.iter_mut() {
-                digest.sha256 = normalize_sha256(&digest.sha256).ok_or_else(|| {
-                    bad(format!(
-                        "`{asset}` has sha256 `{}`, not 64 hex digits",
-                        digest.sha256
-                    ))
-                })?;
+            let assets = assets.as_table().ok_or_else(|| {
+                bad(format!(
+                    "`{tag}` must be a table of `\"<asset>\" = {{ sha256 = \"…\", size = N }}`"
+                ))
+            })?;
+            let mut digests = BTreeMap::new();
+            for (asset, entry) in assets {
+                digests.insert(asset.clone(), Digest::from_toml(asset, entry).map_err(bad)?);
             }
+            tags.insert(tag, digests);
         }
         Ok(Checksums { tags })
     }
@@ -90,6 +93,35 @@ impl Checksums {
             .get(tag)
             .into_iter()
             .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+}
+
+impl Digest {
+    /// `{ sha256 = "<64 hex>", size = N }`; `size` is optional, other keys are errors.
+    fn from_toml(asset: &str, entry: &toml::Value) -> std::result::Result<Digest, String> {
+        let fields = entry
+            .as_table()
+            .ok_or_else(|| format!("`{asset}` must be `{{ sha256 = \"…\", size = N }}`"))?;
+        if let Some(unknown) = fields.keys().find(|k| *k != "sha256" && *k != "size") {
+            return Err(format!(
+                "`{asset}` has an unknown field `{unknown}` (expected `sha256` and `size`)"
+            ));
+        }
+        let given = fields
+            .get("sha256")
+            .ok_or_else(|| format!("`{asset}` has no `sha256`"))?;
+        let text = given.as_str().unwrap_or_default();
+        let sha256 = normalize_sha256(text)
+            .ok_or_else(|| format!("`{asset}` has sha256 `{given}`, not 64 hex digits"))?;
+        let size = match fields.get("size") {
+            None => None,
+            Some(v) => Some(
+                v.as_integer()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| format!("`{asset}` has size `{v}`, not a byte count"))?,
+            ),
+        };
+        Ok(Digest { sha256, size })
     }
 }
 
@@ -137,7 +169,29 @@ mod tests {
         let e = Checksums::parse("[b1]\n\"a.zip\" = { sha = \"abc\" }\n", Path::new("z.toml"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("z.toml"), "{e}");
+        assert!(
+            e.contains("z.toml") && e.contains("unknown field `sha`"),
+            "{e}"
+        );
+        for (text, wanted) in [
+            ("[b1]\n\"a.zip\" = { size = 3 }\n", "has no `sha256`"),
+            ("[b1]\n\"a.zip\" = \"abc\"\n", "must be `{ sha256"),
+            ("b1 = 3\n", "must be a table of"),
+            ("[b1\n", "TOML parse error"),
+        ] {
+            let e = Checksums::parse(text, Path::new("w.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("w.toml") && e.contains(wanted), "{text:?}: {e}");
+        }
+        let sha = "c".repeat(64);
+        for size in ["-1", "1.5", "\"3\""] {
+            let text = format!("[b1]\n\"a.zip\" = {{ sha256 = \"{sha}\", size = {size} }}\n");
+            let e = Checksums::parse(&text, Path::new("s.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a byte count"), "{size}: {e}");
+        }
     }
 
     #[test]

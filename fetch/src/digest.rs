@@ -6,29 +6,26 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 /// The source a digest was taken from; always reported to the user.
 ///
-/// Serialised (in `manifest.json`) as `{"kind": "<label>"}`, plus `"path"` for a checksums file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "path")]
+/// Stored (in `manifest.json`) as `{"kind": "<label>"}`, plus `"path"` for a checksums file;
+/// see [`DigestSource::to_json`]. The conversion is written by hand rather than derived: serde's
+/// derive macros would add `serde_derive` and a second `syn` to every cold build of a crate
+/// that depends on llama-prebuilt-sys (this crate is its build dependency).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DigestSource {
     /// The `checksums.toml` compiled into this crate.
-    #[serde(rename = "embedded")]
     Embedded,
     /// A checksums file named with `LLAMA_PREBUILT_CHECKSUMS` (or the API's equivalent).
-    #[serde(rename = "checksums-file")]
     ChecksumsFile(PathBuf),
     /// `LLAMA_PREBUILT_SHA256`.
-    #[serde(rename = "env")]
     EnvSha256,
     /// The `digest` field of the GitHub release API (trust on first use, over HTTPS).
-    #[serde(rename = "github-api")]
     GithubApi,
     /// No digest was published anywhere: the first download over HTTPS defined it. Only the
     /// headers of another tag are ever accepted this way (release assets never are).
-    #[serde(rename = "first-use")]
     FirstUse,
 }
 
@@ -61,6 +58,30 @@ impl DigestSource {
             DigestSource::GithubApi => "github-api",
             DigestSource::FirstUse => "first-use",
         }
+    }
+
+    /// The JSON form: `{"kind": "<label>"}`, plus `"path"` for a checksums file.
+    pub fn to_json(&self) -> Value {
+        match self {
+            DigestSource::ChecksumsFile(p) => {
+                json!({ "kind": self.label(), "path": p.to_string_lossy() })
+            }
+            _ => json!({ "kind": self.label() }),
+        }
+    }
+
+    /// Reads [`DigestSource::to_json`]'s form back; `None` for anything else.
+    pub fn from_json(value: &Value) -> Option<DigestSource> {
+        Some(match value.get("kind")?.as_str()? {
+            "embedded" => DigestSource::Embedded,
+            "checksums-file" => {
+                DigestSource::ChecksumsFile(PathBuf::from(value.get("path")?.as_str()?))
+            }
+            "env" => DigestSource::EnvSha256,
+            "github-api" => DigestSource::GithubApi,
+            "first-use" => DigestSource::FirstUse,
+            _ => return None,
+        })
     }
 
     /// Whether a checksums file (embedded or extra) pinned the digest before any download.
@@ -96,15 +117,21 @@ mod tests {
             DigestSource::GithubApi,
             DigestSource::FirstUse,
         ] {
-            let json = serde_json::to_value(&source).unwrap();
+            let json = source.to_json();
             assert_eq!(json["kind"], source.label());
-            let back: DigestSource = serde_json::from_value(json).unwrap();
-            assert_eq!(back, source);
+            assert_eq!(DigestSource::from_json(&json), Some(source));
         }
         assert_eq!(
-            serde_json::to_value(DigestSource::ChecksumsFile("/x/sums.toml".into())).unwrap()
-                ["path"],
+            DigestSource::ChecksumsFile("/x/sums.toml".into()).to_json()["path"],
             "/x/sums.toml"
         );
+        for bad in [
+            json!({}),
+            json!({ "kind": "nope" }),
+            json!({ "kind": "checksums-file" }),
+            json!("embedded"),
+        ] {
+            assert_eq!(DigestSource::from_json(&bad), None, "{bad}");
+        }
     }
 }

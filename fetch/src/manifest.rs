@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use crate::digest::DigestSource;
 use crate::hashing::sha256_file;
@@ -16,7 +16,11 @@ use crate::hashing::sha256_file;
 pub const SCHEMA: u32 = 2;
 
 /// The record written beside an extracted tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its JSON form is written and read by hand ([`Manifest::to_json`], [`Manifest::read`]), not
+/// derived: this crate is a build dependency of llama-prebuilt-sys, and serde's derive macros
+/// would put `serde_derive` and a second `syn` into every cold build downstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     /// Format version.
     pub schema: u32,
@@ -39,26 +43,22 @@ pub struct Manifest {
 }
 
 /// One extracted path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestFile {
     /// Path relative to `files/`, '/'-separated.
     pub path: String,
     /// What the path is.
     pub kind: FileKind,
     /// Size of a file, 0 otherwise.
-    #[serde(default)]
     pub size: u64,
     /// sha256 of a file, empty otherwise.
-    #[serde(default)]
     pub sha256: String,
     /// Target of a symlink.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
 }
 
 /// The kind of an extracted path (`file`, `dir` or `symlink` in JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// A regular file (hashed).
     File,
@@ -66,6 +66,66 @@ pub enum FileKind {
     Dir,
     /// A symbolic link (its target recorded).
     Symlink,
+}
+
+impl ManifestFile {
+    fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("path".into(), self.path.clone().into());
+        o.insert("kind".into(), self.kind.label().into());
+        o.insert("size".into(), self.size.into());
+        o.insert("sha256".into(), self.sha256.clone().into());
+        if let Some(t) = &self.target {
+            o.insert("target".into(), t.clone().into());
+        }
+        Value::Object(o)
+    }
+
+    /// `size`, `sha256` and `target` may be absent (directories, symlinks).
+    fn from_json(v: &Value) -> Option<ManifestFile> {
+        let o = v.as_object()?;
+        Some(ManifestFile {
+            path: string(o, "path")?,
+            kind: FileKind::from_label(o.get("kind")?.as_str()?)?,
+            size: match o.get("size") {
+                Some(n) => n.as_u64()?,
+                None => 0,
+            },
+            sha256: match o.get("sha256") {
+                Some(s) => s.as_str()?.to_string(),
+                None => String::new(),
+            },
+            target: match o.get("target") {
+                Some(t) => Some(t.as_str()?.to_string()),
+                None => None,
+            },
+        })
+    }
+}
+
+impl FileKind {
+    /// The JSON name: `file`, `dir` or `symlink`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+        }
+    }
+
+    fn from_label(label: &str) -> Option<FileKind> {
+        match label {
+            "file" => Some(FileKind::File),
+            "dir" => Some(FileKind::Dir),
+            "symlink" => Some(FileKind::Symlink),
+            _ => None,
+        }
+    }
+}
+
+/// A string field of a JSON object.
+fn string(o: &Map<String, Value>, key: &str) -> Option<String> {
+    o.get(key)?.as_str().map(str::to_string)
 }
 
 /// The first way the files on disk differ from their manifest.
@@ -158,14 +218,49 @@ impl Manifest {
     /// manifest is not ours or not finished, and is never trusted).
     pub fn read(path: &Path) -> Option<Manifest> {
         let text = std::fs::read_to_string(path).ok()?;
-        serde_json::from_str::<Manifest>(&text)
-            .ok()
-            .filter(|m| m.schema == SCHEMA)
+        Manifest::parse(&text)
+    }
+
+    /// Parses the JSON form; `None` unless it is a complete manifest of this [`SCHEMA`].
+    pub fn parse(text: &str) -> Option<Manifest> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let o = v.as_object()?;
+        let schema = u32::try_from(o.get("schema")?.as_u64()?).ok()?;
+        if schema != SCHEMA {
+            return None;
+        }
+        Some(Manifest {
+            schema,
+            tag: string(o, "tag")?,
+            asset: string(o, "asset")?,
+            sha256: string(o, "sha256")?,
+            size: o.get("size")?.as_u64()?,
+            digest_source: DigestSource::from_json(o.get("digest_source")?)?,
+            lib_dir: string(o, "lib_dir")?,
+            created_by: string(o, "created_by")?,
+            files: o
+                .get("files")?
+                .as_array()?
+                .iter()
+                .map(ManifestFile::from_json)
+                .collect::<Option<Vec<_>>>()?,
+        })
     }
 
     /// Serialises to pretty JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a manifest always serialises")
+        let v = json!({
+            "schema": self.schema,
+            "tag": self.tag,
+            "asset": self.asset,
+            "sha256": self.sha256,
+            "size": self.size,
+            "digest_source": self.digest_source.to_json(),
+            "lib_dir": self.lib_dir,
+            "created_by": self.created_by,
+            "files": self.files.iter().map(ManifestFile::to_json).collect::<Vec<_>>(),
+        });
+        serde_json::to_string_pretty(&v).expect("a JSON value always serialises")
     }
 
     /// Total bytes of the extracted files.
@@ -233,5 +328,76 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            schema: SCHEMA,
+            tag: "b10199".into(),
+            asset: "llama-b10199-bin-ubuntu-x64.tar.gz".into(),
+            sha256: "a".repeat(64),
+            size: 42,
+            digest_source: DigestSource::ChecksumsFile("/x/sums.toml".into()),
+            lib_dir: "llama-b10199".into(),
+            created_by: "test".into(),
+            files: vec![
+                ManifestFile {
+                    path: "llama-b10199".into(),
+                    kind: FileKind::Dir,
+                    size: 0,
+                    sha256: String::new(),
+                    target: None,
+                },
+                ManifestFile {
+                    path: "llama-b10199/libllama.so.0.0.10199".into(),
+                    kind: FileKind::File,
+                    size: 7,
+                    sha256: "b".repeat(64),
+                    target: None,
+                },
+                ManifestFile {
+                    path: "llama-b10199/libllama.so".into(),
+                    kind: FileKind::Symlink,
+                    size: 0,
+                    sha256: String::new(),
+                    target: Some("libllama.so.0.0.10199".into()),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let m = sample();
+        assert_eq!(Manifest::parse(&m.to_json()), Some(m));
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent_and_other_schemas_or_shapes_are_rejected() {
+        let minimal = r#"{"schema":2,"tag":"b1","asset":"a.zip","sha256":"s","size":1,
+            "digest_source":{"kind":"embedded"},"lib_dir":"","created_by":"x",
+            "files":[{"path":"d","kind":"dir"}]}"#;
+        let m = Manifest::parse(minimal).unwrap();
+        assert_eq!(m.files[0].size, 0);
+        assert_eq!(m.files[0].target, None);
+        assert_eq!(m.digest_source, DigestSource::Embedded);
+        // Schema 1 stored the digest source as text: it reads as no manifest (rebuilt).
+        let old = minimal
+            .replace(r#""schema":2"#, r#""schema":1"#)
+            .replace(r#"{"kind":"embedded"}"#, r#""embedded checksums.toml""#);
+        assert_eq!(Manifest::parse(&old), None);
+        for broken in [
+            minimal.replace(r#""kind":"dir""#, r#""kind":"fifo""#),
+            minimal.replace(r#""size":1,"#, ""),
+            minimal.replace(r#""tag":"b1""#, r#""tag":1"#),
+            "not json".to_string(),
+        ] {
+            assert_eq!(Manifest::parse(&broken), None, "{broken}");
+        }
     }
 }
