@@ -112,16 +112,29 @@ impl Digest {
             .ok_or_else(|| format!("`{asset}` has no `sha256`"))?;
         let text = given.as_str().unwrap_or_default();
         let sha256 = normalize_sha256(text)
-            .ok_or_else(|| format!("`{asset}` has sha256 `{given}`, not 64 hex digits"))?;
+            .ok_or_else(|| format!("`{asset}` has sha256 `{}`, not 64 hex digits", shown(given)))?;
         let size = match fields.get("size") {
             None => None,
             Some(v) => Some(
                 v.as_integer()
                     .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| format!("`{asset}` has size `{v}`, not a byte count"))?,
+                    .ok_or_else(|| {
+                        format!("`{asset}` has size `{}`, not a byte count", shown(v))
+                    })?,
             ),
         };
         Ok(Digest { sha256, size })
+    }
+}
+
+/// A TOML value as an error message shows it (this crate does not enable toml's printer).
+fn shown(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(x) => x.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => format!("<{}>", other.type_str()),
     }
 }
 
