@@ -86,15 +86,7 @@ pub(crate) fn ensure(tools: &[&Tool]) -> Result<(), String> {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !(apt && root) {
-        return Err(format!(
-            "missing tools: {}\nhelp: install them, e.g. `sudo apt-get install -y {}`",
-            missing
-                .iter()
-                .map(|t| t.program)
-                .collect::<Vec<_>>()
-                .join(", "),
-            packages.join(" ")
-        ));
+        return Err(cannot_install(&missing, apt));
     }
     eprintln!("xtask: installing {} (apt-get)", packages.join(" "));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
@@ -110,6 +102,25 @@ pub(crate) fn ensure(tools: &[&Tool]) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// The error when tools are missing and this process cannot install them (not root, or no
+/// apt-get): it names every missing program and the exact Debian packages that provide them.
+fn cannot_install(missing: &[&&Tool], apt: bool) -> String {
+    let programs: Vec<&str> = missing.iter().map(|t| t.program).collect();
+    let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    let how = if apt {
+        format!(
+            "run `sudo apt-get install -y {}` (or run this command as root)",
+            packages.join(" ")
+        )
+    } else {
+        format!(
+            "install the Debian/Ubuntu packages {} or your system's equivalents",
+            packages.join(", ")
+        )
+    };
+    format!("missing tools: {}\nhelp: {how}", programs.join(", "))
 }
 
 /// `rustup target add` for a cross target, when rustup is there and the target is not.
@@ -136,5 +147,26 @@ pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_root_or_apt_the_error_names_the_exact_packages() {
+        let missing: Vec<&Tool> = vec![&BUILD[1], &CROSS[2]];
+        let refs: Vec<&&Tool> = missing.iter().collect();
+        let with_apt = cannot_install(&refs, true);
+        assert_eq!(
+            with_apt,
+            "missing tools: libclang, qemu-aarch64\nhelp: run `sudo apt-get install -y libclang-dev qemu-user` (or run this command as root)"
+        );
+        let without_apt = cannot_install(&refs, false);
+        assert!(
+            without_apt.contains("libclang-dev, qemu-user") && !without_apt.contains("sudo"),
+            "{without_apt}"
+        );
     }
 }
