@@ -23,7 +23,6 @@
 //! println!("libllama is in {}", installed.lib_dir.display());
 //! # Ok::<_, llama_prebuilt_fetch::Error>(())
 //! ```
-#![warn(missing_docs)]
 
 pub mod asset;
 pub mod bindings;

@@ -62,6 +62,7 @@ pub fn extract_zip(data: &[u8]) -> String {
     check_extract(data, ArchiveKind::Zip)
 }
 
+/// `bytes` gzip-compressed in memory (how [`extract_targz`] wraps a raw tar body).
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(bytes).expect("in-memory gzip");

@@ -327,6 +327,7 @@ mod tests {
             ),
             "{err}"
         );
+        // SAFETY: as above, a plain struct-returning call.
         let mut m = unsafe { sys::llama_model_default_params() };
         assert!(check_model(&m).is_ok());
         m.use_extra_bufts = false;

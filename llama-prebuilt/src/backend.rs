@@ -280,6 +280,7 @@ fn loaded_library_file() -> Option<PathBuf> {
     }
     // SAFETY: Dl_info is plain data; dladdr fills it for an address in a loaded object.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads `addr` (any value is allowed) and writes the Dl_info we own.
     if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }

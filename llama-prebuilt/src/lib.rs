@@ -38,7 +38,6 @@
 //!
 //! This crate supports the llama.cpp tag its bindings were generated for
 //! ([`llama_prebuilt_sys::VERSION`]).
-#![warn(missing_docs)]
 
 mod abi;
 mod backend;

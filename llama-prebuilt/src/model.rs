@@ -286,6 +286,7 @@ impl Model {
         })?;
         // SAFETY: a valid model; the vocabulary lives as long as the model.
         let vocab = unsafe { sys::llama_model_get_vocab(ptr.as_ptr()) };
+        // SAFETY: `vocab` points into the live model (llama.cpp returns `&model->vocab`).
         let n_vocab = unsafe { sys::llama_vocab_n_tokens(vocab) };
         let raw = RawModel {
             ptr,

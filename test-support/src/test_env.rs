@@ -14,7 +14,9 @@ use crate::mirror::Mirror;
 
 /// A mirror, a temporary directory and a checksums file, torn down together.
 pub struct MirrorEnv {
+    /// The running loopback mirror.
     pub mirror: Mirror,
+    /// Scratch directory holding the checksums file (and anything else the test writes).
     pub dir: tempfile::TempDir,
     /// `(tag, asset, sha256, size)` rows of the checksums file, in the order they were added.
     entries: Vec<(String, String, String, u64)>,

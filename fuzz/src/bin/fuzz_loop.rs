@@ -24,15 +24,18 @@ struct Counting;
 static TRACK: AtomicBool = AtomicBool::new(false);
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every method forwards to `System` unchanged; the bookkeeping only touches atomics.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if TRACK.load(Ordering::Relaxed) {
             LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
         }
+        // SAFETY: forwarded as is; the caller upholds `GlobalAlloc::alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc`/`realloc` above, i.e. from `System`, with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
 
@@ -40,6 +43,7 @@ unsafe impl GlobalAlloc for Counting {
         if TRACK.load(Ordering::Relaxed) {
             LARGEST.fetch_max(new_size, Ordering::Relaxed);
         }
+        // SAFETY: as for `dealloc`; the caller upholds `realloc`'s size contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

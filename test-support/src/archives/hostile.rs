@@ -16,20 +16,32 @@ const TOP: &str = "llama-b1";
 /// One tar entry, written exactly as given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RawEntry {
+    /// A directory entry.
     Dir {
+        /// Entry name, unchecked (may be absolute or contain `..`).
         path: String,
     },
+    /// A regular file.
     File {
+        /// Entry name, unchecked.
         path: String,
+        /// Unix permission bits, e.g. `0o755`.
         mode: u32,
+        /// The file's contents.
         data: Vec<u8>,
     },
+    /// A symbolic link.
     Symlink {
+        /// Entry name, unchecked.
         path: String,
+        /// Link target, unchecked (may point outside the archive).
         target: String,
     },
+    /// A hard link to an earlier entry.
     Hardlink {
+        /// Entry name, unchecked.
         path: String,
+        /// Name of the entry linked to, unchecked.
         target: String,
     },
 }

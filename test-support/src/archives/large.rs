@@ -18,7 +18,9 @@ use crate::rng::SplitMix64;
 /// Digest and size of a written file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileDigest {
+    /// SHA-256 of the file, lowercase hex.
     pub sha256: String,
+    /// Size in bytes.
     pub size: u64,
 }
 

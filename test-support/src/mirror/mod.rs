@@ -44,9 +44,17 @@ pub enum Fault {
     /// 200 headers with the full `Content-Length`, then the connection closes with no body.
     Reset,
     /// Full `Content-Length`, but only the first `after` bytes, then close.
-    Truncate { after: u64 },
+    Truncate {
+        /// Bytes of the body sent before closing.
+        after: u64,
+    },
     /// Send `after` bytes, go silent for `duration`, then close (for read-timeout tests).
-    Stall { after: u64, duration: Duration },
+    Stall {
+        /// Bytes of the body sent before going silent.
+        after: u64,
+        /// How long to stay silent before closing.
+        duration: Duration,
+    },
     /// Same length, different content (every byte flipped): a checksum mismatch.
     WrongBytes,
     /// 302 to `/redirected/{tag}/{asset}` on this mirror, which serves the asset normally.

@@ -80,10 +80,13 @@ pub(crate) struct Release {
 /// One received request, for assertions such as "the token was never sent to the download URL".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestLog {
+    /// HTTP method, e.g. `GET`.
     pub method: String,
     /// Path and query as received, e.g. `/download/b1/x.tar.gz`.
     pub target: String,
+    /// The `Authorization` header, if one was sent.
     pub authorization: Option<String>,
+    /// The `User-Agent` header, if one was sent.
     pub user_agent: Option<String>,
 }
 
