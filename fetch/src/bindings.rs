@@ -73,9 +73,10 @@ impl BindingsPlan {
     }
 
     /// Whether bindgen reads the vendored headers, or headers byte-identical to them: the only
-    /// ones the committed bindings describe. Every `.h` of `vendor-headers/` (the closure of
-    /// what `wrapper.h` includes) must exist in the include dir with the same bytes; extra
-    /// headers there (`ggml-cuda.h`, …) are not read and do not matter.
+    /// ones the committed bindings describe. Every vendored header that `wrapper.h` reads (the
+    /// file names of [`SOURCE_HEADERS`](crate::headers::SOURCE_HEADERS)) must exist in the
+    /// include dir with the same bytes; other headers on either side (`mtmd.h` vendored for
+    /// later, `ggml-cuda.h`, …) are not read and do not matter.
     pub fn uses_vendored_headers(&self) -> bool {
         let vendored = self.manifest_dir.join("vendor-headers");
         if self.include_dir == vendored {
@@ -87,7 +88,10 @@ impl BindingsPlan {
         let mut compared = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if !name.to_string_lossy().ends_with(".h") {
+            let read_by_wrapper = crate::headers::SOURCE_HEADERS
+                .iter()
+                .any(|p| p.rsplit('/').next() == Some(&*name.to_string_lossy()));
+            if !read_by_wrapper {
                 continue;
             }
             let same = match (
@@ -308,6 +312,7 @@ mod tests {
         std::fs::write(vendored.join("llama.h"), "int llama_x(void);").unwrap();
         std::fs::write(vendored.join("ggml.h"), "int ggml_x(void);").unwrap();
         std::fs::write(vendored.join("ORIGIN.md"), "not a header").unwrap();
+        std::fs::write(vendored.join("mtmd.h"), "vendored, not read by wrapper.h").unwrap();
         let other = dir.path().join("other-tag");
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join("llama.h"), "int llama_x(void);").unwrap();
