@@ -155,7 +155,7 @@ impl Default for Pip {
 const SDIST_TOOLS: &[&str] = &["setuptools>=77", "setuptools-scm", "wheel"];
 
 impl Pip {
-    /// The pip of a venv with [`SDIST_TOOLS`] installed, created once under
+    /// The pip of a venv with `SDIST_TOOLS` installed, created once under
     /// `<root>/pypi/venv-sdist/` (with `python3 -m venv`, then `pip install`).
     pub fn sdist_venv(root: &Path) -> Result<Pip, String> {
         let root = root.join("pypi");
