@@ -37,6 +37,7 @@ pub mod files;
 pub mod hashing;
 pub mod headers;
 pub mod http;
+pub mod implib;
 mod install;
 pub mod libdir;
 pub mod linking;

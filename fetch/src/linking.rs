@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::implib;
 use crate::libdir::LibOs;
 
 /// Whether a file name is a shared library (or a link to one) for `os`.
@@ -24,6 +25,10 @@ pub fn is_shared_library(name: &str, os: LibOs) -> bool {
 /// relative chains), files are hard-linked, or copied where hard links are impossible (another
 /// filesystem). Files already identical in `to` are left alone, so a no-op rebuild writes
 /// nothing and a running program's libraries are never rewritten underneath it.
+///
+/// For Windows, `to` also gets the import libraries the linker needs (`llama.lib` for
+/// `llama.dll`, ...; see [`implib::write_for_dir`]), generated from the DLLs unless `from`
+/// has them. Returns the staged paths, generated import libraries included.
 pub fn stage(from: &Path, to: &Path, os: LibOs) -> io::Result<Vec<PathBuf>> {
     fs::create_dir_all(to)?;
     let mut staged = Vec::new();
@@ -33,9 +38,9 @@ pub fn stage(from: &Path, to: &Path, os: LibOs) -> io::Result<Vec<PathBuf>> {
         .filter(|n| is_shared_library(n, os))
         .collect();
     names.sort();
-    for name in names {
-        let src = from.join(&name);
-        let dst = to.join(&name);
+    for name in &names {
+        let src = from.join(name);
+        let dst = to.join(name);
         let meta = fs::symlink_metadata(&src)?;
         if meta.file_type().is_symlink() {
             let target = fs::read_link(&src)?;
@@ -50,6 +55,20 @@ pub fn stage(from: &Path, to: &Path, os: LibOs) -> io::Result<Vec<PathBuf>> {
             }
         }
         staged.push(dst);
+    }
+    if os == LibOs::Windows {
+        // The release zips carry no import libraries: make them from the DLLs' export
+        // tables, except where the archive brought its own `.lib`.
+        let provided: Vec<String> = names
+            .iter()
+            .filter(|n| n.to_ascii_lowercase().ends_with(".lib"))
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        for lib in implib::write_for_dir(to, &provided)? {
+            if !staged.contains(&lib) {
+                staged.push(lib);
+            }
+        }
     }
     Ok(staged)
 }
@@ -117,6 +136,73 @@ mod tests {
         assert!(!is_shared_library("LICENSE", LibOs::Linux));
         assert!(is_shared_library("libllama.0.dylib", LibOs::MacOs));
         assert!(is_shared_library("GGML.DLL", LibOs::Windows));
+    }
+
+    #[test]
+    fn staging_windows_dlls_generates_their_import_libraries() {
+        use crate::implib::tests::synthetic_dll;
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        fs::create_dir_all(&from).unwrap();
+        fs::write(
+            from.join("llama.dll"),
+            synthetic_dll("llama.dll", &["llama_init"]),
+        )
+        .unwrap();
+        fs::write(
+            from.join("ggml.dll"),
+            synthetic_dll("ggml.dll", &["ggml_init"]),
+        )
+        .unwrap();
+        fs::write(
+            from.join("ggml-base.dll"),
+            synthetic_dll("ggml-base.dll", &["x"]),
+        )
+        .unwrap();
+        fs::write(from.join("ggml-base.lib"), b"the archive's own").unwrap();
+        fs::write(from.join("llama-cli.exe"), b"tool").unwrap();
+        let staged = stage(&from, &to, LibOs::Windows).unwrap();
+        let names: Vec<_> = staged
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ggml-base.dll",
+                "ggml-base.lib",
+                "ggml.dll",
+                "llama.dll",
+                "llama.lib",
+                "ggml.lib"
+            ]
+        );
+        assert_eq!(
+            fs::read(to.join("ggml-base.lib")).unwrap(),
+            b"the archive's own"
+        );
+        let lib = fs::read(to.join("llama.lib")).unwrap();
+        assert!(lib.starts_with(b"!<arch>\n"));
+        assert!(lib.windows(16).any(|w| w == b"__imp_llama_init"));
+        assert!(
+            !from.join("llama.lib").exists(),
+            "the source directory is not written"
+        );
+        // Staging again rewrites nothing.
+        let before = fs::metadata(to.join("llama.lib"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(stage(&from, &to, LibOs::Windows).unwrap(), staged);
+        let after = fs::metadata(to.join("llama.lib"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+        // Other OSes get nothing of the kind.
+        let linux = tmp.path().join("linux");
+        stage(&from, &linux, LibOs::Linux).unwrap();
+        assert!(!linux.join("llama.lib").exists());
     }
 
     #[test]
