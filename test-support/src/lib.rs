@@ -14,6 +14,7 @@ pub mod fs_tree;
 pub mod gguf;
 pub mod mirror;
 pub mod models;
+pub mod official;
 pub mod pypi;
 pub mod reference;
 pub mod rng;
