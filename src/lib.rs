@@ -12,7 +12,7 @@
     non_snake_case,
     dead_code
 )]
-#![allow(clippy::all, rustdoc::all)]
+#![allow(clippy::all)]
 
 // The bindgen output mirrors the C headers: its items carry the headers' comments where they
 // have one, and nothing can be added to those that lack one, nor SAFETY comments to the
