@@ -4,11 +4,15 @@
 mod bench;
 mod bindings_cmd;
 mod demo_cmd;
+mod doc_cmd;
 mod fixture_cmd;
 mod lint_cmd;
+mod metadata;
 mod mirror_cmd;
+mod msrv_cmd;
 mod prereqs;
 mod test_cmd;
+mod unused_deps_cmd;
 mod world;
 
 use std::process::ExitCode;
@@ -26,6 +30,13 @@ commands:
                                        stream text from a model (default: a generated tiny one)
   lint                                 cargo fmt --check, and clippy -D warnings on every target
                                        (against the fixture mirror, as the build needs it)
+  msrv                                 no dependency of the published crates needs a newer Rust
+                                       than the workspace rust-version, and nothing turns off
+                                       clippy's incompatible_msrv lint
+  doc                                  cargo doc --no-deps --workspace with -D warnings (against
+                                       the fixture mirror)
+  unused-deps                          every dependency entry of every member is used by its
+                                       sources
   test [ARGS...]                       the whole test suite offline: prerequisites, fixture,
                                        mirror, then `cargo test --workspace ARGS`
   fixture [--aarch64]                  build (first run) or load the llama.cpp fixture and
@@ -43,6 +54,9 @@ fn main() -> ExitCode {
         Some("demo") => demo_cmd::run(&args[1..]),
         Some("test") => test_cmd::run(&args[1..]),
         Some("lint") => lint_cmd::run(&args[1..]),
+        Some("msrv") => msrv_cmd::run(&args[1..]),
+        Some("doc") => doc_cmd::run(&args[1..]),
+        Some("unused-deps") => unused_deps_cmd::run(&args[1..]),
         Some("fixture") => fixture_cmd::run(&args[1..]),
         Some("mirror") => mirror_cmd::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
