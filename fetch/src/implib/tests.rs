@@ -464,3 +464,67 @@ fn write_for_dir_makes_the_missing_libraries_and_rewrites_nothing() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     assert!(err.to_string().contains("mtmd.dll"), "{err}");
 }
+
+/// Where LLVM's own import library writer is installed (CI images often have it), the output
+/// must match it member for member: the same three objects byte for byte, the same import
+/// members except the hint (llvm-dlltool writes 0 when a `.def` gives no ordinal).
+#[test]
+fn matches_llvm_dlltool_where_installed() {
+    let tool = "llvm-dlltool";
+    if std::process::Command::new(tool)
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("{tool} not found: comparison skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (machine, flag) in [(MACHINE_AMD64, "i386:x86-64"), (MACHINE_ARM64, "arm64")] {
+        for name in ["llama.dll", "ggml-cpu-sapphirerapids.dll"] {
+            let dll = read_exports(&synthetic_dll_with(machine, false, name, SAMPLE)).unwrap();
+            let mut def = format!("LIBRARY {name}\nEXPORTS\n");
+            for e in &dll.exports {
+                let data = if e.kind == ExportKind::Data {
+                    " DATA"
+                } else {
+                    ""
+                };
+                def.push_str(&format!("{}{data}\n", e.name));
+            }
+            let def_path = tmp.path().join("x.def");
+            let reference = tmp.path().join("x.lib");
+            fs::write(&def_path, def).unwrap();
+            let out = std::process::Command::new(tool)
+                .args(["-m", flag, "-d"])
+                .arg(&def_path)
+                .arg("-l")
+                .arg(&reference)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let reference = fs::read(&reference).unwrap();
+            let ours = import_library(name, &dll).unwrap();
+            let members = |lib: &[u8]| -> Vec<Vec<u8>> {
+                ArchiveFile::parse(lib)
+                    .unwrap()
+                    .members()
+                    .map(|m| m.unwrap().data(lib).unwrap().to_vec())
+                    .collect()
+            };
+            let (theirs, mine) = (members(&reference), members(&ours));
+            assert_eq!(theirs.len(), mine.len(), "{flag} {name}");
+            assert_eq!(theirs[..3], mine[..3], "{flag} {name}: descriptor objects");
+            let without_hint = |m: &[u8]| [&m[..16], &m[18..]].concat();
+            let mut a: Vec<_> = theirs[3..].iter().map(|m| without_hint(m)).collect();
+            let mut b: Vec<_> = mine[3..].iter().map(|m| without_hint(m)).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{flag} {name}: import members");
+        }
+    }
+}
