@@ -305,7 +305,7 @@ fn row(
             digest_source: Some(i.digest_source.to_string()),
             lib_dir: Some(output::tidy_path(&i.lib_dir)),
             entry_dir: Some(i.entry_dir),
-            repaired: i.repaired,
+            repaired: i.repaired.map(|r| r.to_string()),
             error: None,
         },
         Err(e) => {

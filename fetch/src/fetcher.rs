@@ -18,7 +18,7 @@ use crate::digest::Expected;
 use crate::error::Result;
 use crate::extract::Limits;
 use crate::http::Http;
-use crate::install::{EntryState, Installed, Installer};
+use crate::install::{EntryState, Installed, Installer, Repair};
 use crate::obtain::{Obtainer, Source};
 use crate::progress::{Event, Progress, Silent};
 use crate::release::Release;
@@ -151,7 +151,7 @@ impl Fetcher {
             &asset,
             source,
             expected,
-            repair.map(|r| r.1),
+            repair.map(|r| Repair::Entry(r.1)),
         )
     }
 
@@ -201,13 +201,13 @@ impl Fetcher {
         asset: &str,
         source: Source,
         expected: Expected,
-        mut repaired: Option<String>,
+        mut repaired: Option<Repair>,
     ) -> Result<Installed> {
         let url = self.config.asset_url(tag, asset);
         if let Some(reason) = &repaired {
             self.progress.event(&Event::Repairing {
                 asset: asset.to_string(),
-                reason: reason.clone(),
+                reason: reason.to_string(),
             });
         }
         self.progress.event(&Event::Resolved {

@@ -37,7 +37,31 @@ pub struct Installed {
     /// Whether bytes were transferred in this call (false for a cache hit or re-extraction).
     pub downloaded: bool,
     /// Set when a corrupted entry was rebuilt; says what was wrong.
-    pub repaired: Option<String>,
+    pub repaired: Option<Repair>,
+}
+
+/// Why [`Installed::repaired`] is set: what was wrong in the cache. `Display` says it in words
+/// (the build script's warning and the CLI's `repaired` field print it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Repair {
+    /// The extracted entry no longer matched its manifest; says which file and how.
+    Entry(String),
+    /// The archive kept in the cache (at this path) no longer matched its digest.
+    KeptArchive(PathBuf),
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repair::Entry(reason) => f.write_str(reason),
+            Repair::KeptArchive(path) => write!(
+                f,
+                "kept archive {} did not match its digest",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// What the cache holds for one asset.

@@ -55,7 +55,7 @@ pub use config::{vars, Config, HttpSettings};
 pub use error::{Error, Result};
 pub use fetcher::Fetcher;
 pub use files::{file_url_path, verify_file};
-pub use install::Installed;
+pub use install::{Installed, Repair};
 pub use progress::{Event, Progress};
 pub use resolve::{Plan, Request};
 pub use target::Target;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::files::copy_hashing;
 use crate::hashing::sha256_file;
 use crate::http::Http;
+use crate::install::Repair;
 use crate::progress::Progress;
 
 /// Where the bytes of an archive come from.
@@ -48,7 +49,7 @@ pub(crate) struct Obtained {
     /// Whether bytes were transferred over the network.
     pub downloaded: bool,
     /// Set when a kept archive existed but no longer matched its digest.
-    pub replaced_kept: Option<String>,
+    pub replaced_kept: Option<Repair>,
 }
 
 /// Borrows what obtaining needs from the fetcher.
@@ -78,12 +79,8 @@ impl Obtainer<'_> {
                 replaced_kept: None,
             });
         }
-        let replaced_kept = (from_url && archive.is_file()).then(|| {
-            format!(
-                "kept archive {} did not match its digest",
-                archive.display()
-            )
-        });
+        let replaced_kept =
+            (from_url && archive.is_file()).then(|| Repair::KeptArchive(archive.clone()));
         let tmp = self.cache.temp_path(asset, "part");
         let got = match source {
             Source::Url(u) => {

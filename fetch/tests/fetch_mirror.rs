@@ -290,7 +290,11 @@ fn a_corrupted_cache_file_is_detected_and_repaired_without_download() {
         .with_progress(rec.clone())
         .ensure(&linux_x64(TAG))
         .unwrap();
-    let reason = again.repaired.clone().expect("reported as repaired");
+    let reason = again
+        .repaired
+        .as_ref()
+        .expect("reported as repaired")
+        .to_string();
     assert!(
         reason.contains("libllama.so.0.0.20001") && reason.contains("sha256"),
         "{reason}"
@@ -315,7 +319,7 @@ fn a_corrupted_entry_and_archive_are_downloaded_again() {
     std::fs::remove_file(got.lib_dir.join("libggml.so.0")).unwrap();
     std::fs::write(env.cache_dir().join(TAG).join(LINUX_X64), b"garbage").unwrap();
     let again = env.fetcher().ensure(&linux_x64(TAG)).unwrap();
-    assert!(again.repaired.unwrap().contains("libggml.so.0"));
+    assert!(again.repaired.unwrap().to_string().contains("libggml.so.0"));
     assert!(again.downloaded);
     assert_eq!(env.mirror.hits(TAG, LINUX_X64), 2);
     assert!(again.lib_dir.join("libggml.so").is_file());
