@@ -113,28 +113,28 @@ fn short_import(machine: u16, hint: u16, kind: u16, symbol: &str, dll: &str) -> 
     out
 }
 
-struct Reloc {
-    offset: u32,
-    symbol: u32,
-    kind: u16,
+pub(super) struct Reloc {
+    pub(super) offset: u32,
+    pub(super) symbol: u32,
+    pub(super) kind: u16,
 }
 
-struct SectionSpec {
-    name: &'static [u8; 8],
-    characteristics: u32,
-    data: Vec<u8>,
-    relocs: Vec<Reloc>,
+pub(super) struct SectionSpec {
+    pub(super) name: &'static [u8; 8],
+    pub(super) characteristics: u32,
+    pub(super) data: Vec<u8>,
+    pub(super) relocs: Vec<Reloc>,
 }
 
-struct Symbol {
-    name: Vec<u8>,
+pub(super) struct Symbol {
+    pub(super) name: Vec<u8>,
     /// 1-based section number, or 0 for undefined.
-    section: i16,
-    class: u8,
+    pub(super) section: i16,
+    pub(super) class: u8,
 }
 
 /// A COFF object file with the given sections and symbols (no optional header, timestamp 0).
-fn coff_object(machine: u16, sections: &[SectionSpec], symbols: &[Symbol]) -> Vec<u8> {
+pub(super) fn coff_object(machine: u16, sections: &[SectionSpec], symbols: &[Symbol]) -> Vec<u8> {
     let headers = 20 + 40 * sections.len();
     let mut data_at = Vec::new();
     let mut pos = headers;

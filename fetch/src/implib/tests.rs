@@ -528,3 +528,146 @@ fn matches_llvm_dlltool_where_installed() {
         }
     }
 }
+
+/// Where GNU ld with the PE32+ emulation is installed (`ld -m i386pep`, as in
+/// x86_64-w64-mingw32-ld; Debian's binutils has it), a program calling into two DLLs links
+/// against the generated libraries and its import table names the right DLLs and symbols.
+///
+/// GNU ld 2.40 aborts ("internal error ... in compare_section", sourceware bug 30079, fixed
+/// after 2.40) as soon as two imports of one DLL come from an MS-style import library; it does
+/// the same with llvm-dlltool's libraries. There the check falls back to one import per DLL.
+#[test]
+fn gnu_ld_links_against_them_where_installed() {
+    use super::archive::{coff_object, Reloc, SectionSpec, Symbol};
+    let supported = std::process::Command::new("ld")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("i386pep"));
+    if !supported {
+        eprintln!("no GNU ld with the i386pep emulation: link check skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(
+        dir.join("llama.dll"),
+        synthetic_dll("llama.dll", &["llama_backend_init", "llama_decode"]),
+    )
+    .unwrap();
+    let ggml = synthetic_dll_with(
+        MACHINE_AMD64,
+        false,
+        "ggml.dll",
+        &[
+            ("ggml_backend_load_all", Kind::Code),
+            ("ggml_table", Kind::Data),
+        ],
+    );
+    fs::write(dir.join("ggml.dll"), ggml).unwrap();
+    write_for_dir(dir, &[]).unwrap();
+
+    // `start` calls or loads each of `uses` (a direct call goes through the import thunk,
+    // `__imp_` symbols are loaded with a RIP-relative mov), then returns.
+    let link = |uses: &[&str]| {
+        let mut code = Vec::new();
+        let mut relocs = Vec::new();
+        let mut symbols = vec![Symbol {
+            name: b"start".to_vec(),
+            section: 1,
+            class: 2,
+        }];
+        for (i, name) in uses.iter().enumerate() {
+            let opcode: &[u8] = if name.starts_with("__imp_") {
+                &[0x48, 0x8B, 0x05] // mov rax, [rip+disp32]
+            } else {
+                &[0xE8] // call rel32
+            };
+            code.extend_from_slice(opcode);
+            let offset = code.len() as u32;
+            code.extend_from_slice(&[0; 4]);
+            // IMAGE_REL_AMD64_REL32
+            relocs.push(Reloc {
+                offset,
+                symbol: i as u32 + 1,
+                kind: 4,
+            });
+            symbols.push(Symbol {
+                name: name.as_bytes().to_vec(),
+                section: 0,
+                class: 2,
+            });
+        }
+        code.push(0xC3);
+        let text = SectionSpec {
+            name: b".text\0\0\0",
+            characteristics: 0x6050_0020,
+            data: code,
+            relocs,
+        };
+        fs::write(
+            dir.join("main.obj"),
+            coff_object(MACHINE_AMD64, &[text], &symbols),
+        )
+        .unwrap();
+        std::process::Command::new("ld")
+            .current_dir(dir)
+            .args([
+                "-m",
+                "i386pep",
+                "--entry=start",
+                "-o",
+                "main.exe",
+                "main.obj",
+                "-L.",
+            ])
+            .args(["-lllama", "-lggml"])
+            .output()
+            .unwrap()
+    };
+    let mut uses = vec![
+        "llama_backend_init",
+        "llama_decode",
+        "__imp_ggml_table",
+        "__imp_ggml_backend_load_all",
+    ];
+    let mut out = link(&uses);
+    if String::from_utf8_lossy(&out.stderr).contains("compare_section") {
+        eprintln!("GNU ld with bug 30079: one import per DLL only");
+        uses = vec!["llama_decode", "__imp_ggml_table"];
+        out = link(&uses);
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exe = fs::read(dir.join("main.exe")).unwrap();
+    let pe = object::read::pe::PeFile64::parse(&*exe).unwrap();
+    let mut imports: Vec<(String, String)> = pe
+        .imports()
+        .unwrap()
+        .map(|i| {
+            let i = i.unwrap();
+            let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+            match i.name() {
+                object::read::NameOrOrdinal::Name(name) => (s(i.library()), s(name)),
+                other => panic!("imported by ordinal: {other:?}"),
+            }
+        })
+        .collect();
+    imports.sort();
+    let mut want: Vec<(String, String)> = uses
+        .iter()
+        .map(|u| {
+            let name = u.trim_start_matches("__imp_");
+            let dll = if name.starts_with("llama") {
+                "llama.dll"
+            } else {
+                "ggml.dll"
+            };
+            (dll.to_owned(), name.to_owned())
+        })
+        .collect();
+    want.sort();
+    assert_eq!(imports, want);
+}
