@@ -71,6 +71,12 @@ impl std::error::Error for ImplibError {}
 ///
 /// I/O errors, and [`ImplibError`]s as [`io::ErrorKind::InvalidData`] naming the DLL.
 pub fn write_import_library(dll: &Path, lib: &Path) -> io::Result<bool> {
+    let contents = generate(dll)?.map_err(|e| invalid(dll, e))?;
+    write_if_changed(lib, &contents)
+}
+
+/// The import library of the DLL at `dll` (outer error: reading it).
+fn generate(dll: &Path) -> io::Result<Result<Vec<u8>, ImplibError>> {
     let dll_name = dll.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -78,15 +84,18 @@ pub fn write_import_library(dll: &Path, lib: &Path) -> io::Result<bool> {
         )
     })?;
     let image = fs::read(dll)?;
-    let contents = read_exports(&image)
-        .and_then(|exports| import_library(dll_name, &exports))
-        .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("cannot make an import library from {}: {e}", dll.display()),
-            )
-        })?;
-    if fs::read(lib).ok().as_deref() == Some(contents.as_slice()) {
+    Ok(read_exports(&image).and_then(|exports| import_library(dll_name, &exports)))
+}
+
+fn invalid(dll: &Path, e: ImplibError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("cannot make an import library from {}: {e}", dll.display()),
+    )
+}
+
+fn write_if_changed(lib: &Path, contents: &[u8]) -> io::Result<bool> {
+    if fs::read(lib).ok().as_deref() == Some(contents) {
         return Ok(false);
     }
     // Replace rather than write through: `lib` may be a hard link to a file elsewhere.
@@ -100,8 +109,10 @@ pub fn write_import_library(dll: &Path, lib: &Path) -> io::Result<bool> {
 
 /// Writes `<stem>.lib` in `dir` for each of [`IMPORT_LIBRARIES`] whose DLL is in `dir`
 /// (names compared ignoring ASCII case), skipping stems listed in `provided` (import
-/// libraries the release archive brought itself, lower-case file names). Returns the paths
-/// of the import libraries now in place (written or already up to date).
+/// libraries the release archive brought itself, lower-case file names) and DLLs of a
+/// machine other than x86-64 and ARM64 (a 32-bit x86 build brought by `LLAMA_LIB_DIR`: GNU ld
+/// links such DLLs directly, MSVC needs the user's own `.lib`). Returns the paths of the
+/// import libraries now in place (written or already up to date).
 ///
 /// # Errors
 ///
@@ -121,9 +132,16 @@ pub fn write_for_dir(dir: &Path, provided: &[String]) -> io::Result<Vec<PathBuf>
         let Some(dll) = names.iter().find(|n| n.eq_ignore_ascii_case(&dll_name)) else {
             continue;
         };
+        let dll = dir.join(dll);
         let lib = dir.join(&lib_name);
-        write_import_library(&dir.join(dll), &lib)?;
-        written.push(lib);
+        match generate(&dll)? {
+            Ok(contents) => {
+                write_if_changed(&lib, &contents)?;
+                written.push(lib);
+            }
+            Err(ImplibError::UnsupportedMachine(_)) => {}
+            Err(e) => return Err(invalid(&dll, e)),
+        }
     }
     Ok(written)
 }

@@ -458,6 +458,15 @@ fn write_for_dir_makes_the_missing_libraries_and_rewrites_nothing() {
     check_import_library(&lib, "GGML.DLL", &dll);
     // Up to date: nothing is written again.
     assert!(!write_import_library(&dir.join("llama.dll"), &dir.join("llama.lib")).unwrap());
+    // A 32-bit x86 DLL gets no import library (and is no error).
+    fs::write(
+        dir.join("ggml-rpc.dll"),
+        synthetic_dll_with(0x14c, true, "ggml-rpc.dll", &[("f", Kind::Code)]),
+    )
+    .unwrap();
+    let again = write_for_dir(dir, &["ggml-base.lib".to_owned()]).unwrap();
+    assert_eq!(again, written);
+    assert!(!dir.join("ggml-rpc.lib").exists());
     // A broken DLL is an error naming it.
     fs::write(dir.join("mtmd.dll"), b"MZ but nothing else").unwrap();
     let err = write_for_dir(dir, &[]).unwrap_err();
