@@ -7,7 +7,7 @@
 //! `<stem>.lib` next to each of [`IMPORT_LIBRARIES`] present as a DLL, unless the archive
 //! brought its own `.lib`.
 //!
-//! Written by hand (about 600 lines with [`pe`] and the archive writer) rather than with a
+//! Written by hand (about 800 lines, docs included, with [`pe`] and the archive writer) rather than with a
 //! crate: this library is a build dependency of every downstream build, whose cold compile
 //! time is a tracked budget. The formats followed are those of Microsoft's "PE Format"
 //! specification (export directory; archive and import library format; short import
