@@ -7,9 +7,9 @@
 //! `<stem>.lib` next to each of [`IMPORT_LIBRARIES`] present as a DLL, unless the archive
 //! brought its own `.lib`.
 //!
-//! Written by hand (about 800 lines, docs included, with [`pe`] and the archive writer) rather than with a
-//! crate: this library is a build dependency of every downstream build, whose cold compile
-//! time is a tracked budget. The formats followed are those of Microsoft's "PE Format"
+//! Written by hand (about 800 lines with docs, [`pe`] and the archive writer included) rather
+//! than with a crate: this library is a build dependency of every downstream build, whose cold
+//! compile time is a tracked budget. The formats followed are those of Microsoft's "PE Format"
 //! specification (export directory; archive and import library format; short import
 //! members) and what link.exe and lld/llvm-dlltool put in an import library (the import
 //! descriptor, null import descriptor and null thunk objects). The output is reproducible
