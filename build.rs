@@ -108,9 +108,9 @@ fn lib_os(target: &Target) -> Result<libdir::LibOs, String> {
 
 /// Headers must match the binaries (a silent mismatch would be undefined behaviour):
 /// `LLAMA_INCLUDE_DIR` when set; for a tag other than the pinned one, that tag's own headers,
-/// fetched and cached; for the pinned tag, `vendor-headers/`. Those are b10200's, one commit
-/// after the pinned b10199 (no package carries b10199's source; see vendor-headers/ORIGIN.md),
-/// and the safe crate's run-time ABI probe guards that gap.
+/// fetched and cached; for the pinned tag, `vendor-headers/`: exactly b10199's (see
+/// vendor-headers/ORIGIN.md). The safe crate's run-time ABI probe still checks the loaded
+/// library against them.
 fn headers_for(tag: &str, manifest_dir: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     if let Some(dir) = var(vars::INCLUDE_DIR) {
         let dir = PathBuf::from(dir);

@@ -1,11 +1,11 @@
 //! The run-time ABI probe: the loaded library must agree with the vendored headers.
 //!
-//! The bindings are generated from `vendor-headers/` (llama.cpp tag b10200), while the library
+//! The bindings are generated from `vendor-headers/` (llama.cpp tag b10199), while the library
 //! is whatever the loader found. If the two disagree on a struct layout, every call that passes
 //! parameters by value is undefined behaviour. The library's `*_default_params()` functions
 //! return structs whose values llama.cpp's sources fix (`src/llama-model.cpp`,
-//! `src/llama-context.cpp`, `src/llama.cpp` at b10200); a field inserted, removed or retyped
-//! shifts the others and shows up here as a wrong value. [`probe`] runs at
+//! `src/llama-context.cpp`, `src/llama.cpp` at b10199, the same files byte for byte at b10200);
+//! a field inserted, removed or retyped shifts the others and shows up here as a wrong value. [`probe`] runs at
 //! [`Backend`](crate::Backend) initialisation; a mismatch is [`Error::AbiMismatch`].
 //!
 //! The struct sizes the headers imply are checked at compile time below.
@@ -32,7 +32,7 @@ const _: () = {
     assert!(align_of::<sys::llama_context_params>() == 8);
 };
 
-/// The default model parameters, as `llama_model_default_params()` at b10200 returns them.
+/// The default model parameters, as `llama_model_default_params()` at b10199 returns them.
 pub(crate) struct ExpectedModelDefaults;
 
 impl ExpectedModelDefaults {
@@ -47,7 +47,7 @@ impl ExpectedModelDefaults {
     pub const NO_ALLOC: bool = false;
 }
 
-/// The default context parameters, as `llama_context_default_params()` at b10200 returns them.
+/// The default context parameters, as `llama_context_default_params()` at b10199 returns them.
 pub(crate) struct ExpectedContextDefaults;
 
 impl ExpectedContextDefaults {
@@ -83,7 +83,7 @@ impl ExpectedContextDefaults {
     pub const N_SAMPLERS: usize = 0;
 }
 
-/// `llama_sampler_chain_default_params().no_perf` at b10200.
+/// `llama_sampler_chain_default_params().no_perf` at b10199.
 pub(crate) const EXPECTED_CHAIN_NO_PERF: bool = true;
 
 fn expect<T: PartialEq + Debug>(what: &'static str, found: T, expected: T) -> Result<()> {

@@ -8,7 +8,7 @@
 //! # File layout
 //!
 //! GGUF version 3, little-endian, default alignment (32). Metadata keys are the ones
-//! llama.cpp (tag b10200) reads for `general.architecture = "llama"`: the required
+//! llama.cpp (tag b10199) reads for `general.architecture = "llama"`: the required
 //! `llama.context_length`, `llama.embedding_length`, `llama.block_count`,
 //! `llama.attention.layer_norm_rms_epsilon`, plus `llama.feed_forward_length`,
 //! `llama.attention.head_count(_kv)`, `llama.rope.dimension_count`, `llama.rope.freq_base`,

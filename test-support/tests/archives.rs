@@ -47,37 +47,37 @@ fn zip_names(bytes: &[u8]) -> Vec<String> {
 
 #[test]
 fn linux_tar_gz_has_the_release_layout() {
-    let gz = linux_tar_gz("b10200");
+    let gz = linux_tar_gz("b20001");
     let e = tar_entries(&gz);
-    assert_eq!(e[0].0, "llama-b10200/");
+    assert_eq!(e[0].0, "llama-b20001/");
     assert_eq!(e[0].1, EntryType::Directory);
-    assert!(e.iter().all(|x| x.0.starts_with("llama-b10200/")));
-    assert_eq!(find(&e, "llama-b10200/llama-cli").3, 0o755);
-    assert_eq!(find(&e, "llama-b10200/LICENSE").1, EntryType::Regular);
+    assert!(e.iter().all(|x| x.0.starts_with("llama-b20001/")));
+    assert_eq!(find(&e, "llama-b20001/llama-cli").3, 0o755);
+    assert_eq!(find(&e, "llama-b20001/LICENSE").1, EntryType::Regular);
     for (link, target) in [
         ("libllama.so", "libllama.so.0"),
-        ("libllama.so.0", "libllama.so.0.0.10200"),
+        ("libllama.so.0", "libllama.so.0.0.20001"),
         ("libggml.so", "libggml.so.0"),
         ("libggml.so.0", "libggml.so.0.9.4"),
         ("libggml-base.so", "libggml-base.so.0"),
         ("libggml-base.so.0", "libggml-base.so.0.9.4"),
     ] {
-        let x = find(&e, &format!("llama-b10200/{link}"));
+        let x = find(&e, &format!("llama-b20001/{link}"));
         assert_eq!((x.1, x.2.as_str()), (EntryType::Symlink, target), "{link}");
     }
     for file in [
-        "libllama.so.0.0.10200",
+        "libllama.so.0.0.20001",
         "libggml.so.0.9.4",
         "libggml-base.so.0.9.4",
         "libggml-cpu-haswell.so",
     ] {
-        let x = find(&e, &format!("llama-b10200/{file}"));
+        let x = find(&e, &format!("llama-b20001/{file}"));
         assert_eq!(x.1, EntryType::Regular, "{file}");
         assert!(x.4 > 0);
     }
     // Deterministic: same tag, same bytes (and digest).
-    assert_eq!(sha256_hex(&gz), sha256_hex(&linux_tar_gz("b10200")));
-    assert_ne!(sha256_hex(&gz), sha256_hex(&linux_tar_gz("b10201")));
+    assert_eq!(sha256_hex(&gz), sha256_hex(&linux_tar_gz("b20001")));
+    assert_ne!(sha256_hex(&gz), sha256_hex(&linux_tar_gz("b20002")));
 }
 
 #[test]

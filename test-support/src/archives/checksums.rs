@@ -33,8 +33,8 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 /// first-seen order), one inline table per asset:
 ///
 /// ```toml
-/// [b10200]
-/// "llama-b10200-bin-ubuntu-x64.tar.gz" = { sha256 = "<64 hex>", size = 123 }
+/// [b10199-fixture]
+/// "llama-b10199-fixture-bin-ubuntu-x64.tar.gz" = { sha256 = "<64 hex>", size = 123 }
 /// ```
 pub fn checksums_toml(entries: &[(&str, &str, &str, u64)]) -> String {
     let mut tags: Vec<&str> = Vec::new();
@@ -60,7 +60,7 @@ pub fn checksums_toml(entries: &[(&str, &str, &str, u64)]) -> String {
     out
 }
 
-/// Bare key when TOML allows it (tags like `b10200`), else a quoted one.
+/// Bare key when TOML allows it (tags like `b10199-fixture`), else a quoted one.
 fn toml_key(k: &str) -> String {
     let bare = !k.is_empty()
         && k.bytes()
@@ -106,13 +106,23 @@ mod tests {
         let a = "a".repeat(64);
         let b = "b".repeat(64);
         let text = checksums_toml(&[
-            ("b10200", "llama-b10200-bin-ubuntu-x64.tar.gz", &a, 123),
+            (
+                "b10199-fixture",
+                "llama-b10199-fixture-bin-ubuntu-x64.tar.gz",
+                &a,
+                123,
+            ),
             ("b1", "x.zip", &b, 5),
-            ("b10200", "llama-b10200-bin-win-cpu-x64.zip", &b, 7),
+            (
+                "b10199-fixture",
+                "llama-b10199-fixture-bin-win-cpu-x64.zip",
+                &b,
+                7,
+            ),
         ]);
         let expected = format!(
-            "[b10200]\n\"llama-b10200-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{a}\", size = 123 }}\n\
-             \"llama-b10200-bin-win-cpu-x64.zip\" = {{ sha256 = \"{b}\", size = 7 }}\n\
+            "[b10199-fixture]\n\"llama-b10199-fixture-bin-ubuntu-x64.tar.gz\" = {{ sha256 = \"{a}\", size = 123 }}\n\
+             \"llama-b10199-fixture-bin-win-cpu-x64.zip\" = {{ sha256 = \"{b}\", size = 7 }}\n\
              \n[b1]\n\"x.zip\" = {{ sha256 = \"{b}\", size = 5 }}\n"
         );
         assert_eq!(text, expected);

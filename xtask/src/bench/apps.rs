@@ -13,8 +13,9 @@ pub(crate) const LLAMA_CPP_2: &str = include_str!("apps/llama_cpp_2.rs");
 /// One `Fetcher::ensure`, then its peak RSS.
 pub(crate) const FETCH_PROBE: &str = include_str!("apps/fetch_probe.rs");
 
-/// The llama-cpp-2 release whose llama-cpp-sys-2 is 0.1.154: the same llama.cpp source
-/// (b10200) as the fixture our side links.
+/// The llama-cpp-2 release whose llama-cpp-sys-2 is 0.1.154, the from-source baseline: its
+/// llama.cpp source is b10200, one commit after the b10199 source of the fixture our side links
+/// (no crates.io release carries b10199).
 pub(crate) const LLAMA_CPP_2_VERSION: &str = "=0.1.154";
 
 pub(crate) struct AppCrate {

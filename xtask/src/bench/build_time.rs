@@ -2,11 +2,12 @@
 //! text takes to build.
 //!
 //! - ours: `apps/ours.rs` on the safe crate, cold = empty target dir and empty llama-prebuilt
-//!   cache, the binaries downloaded from the local fixture mirror (llama.cpp b10200), twice per
+//!   cache, the binaries downloaded from the local fixture mirror (llama.cpp b10199-fixture), twice per
 //!   round: with default features and with `default-features = false, features =
 //!   ["copy-dylibs"]` (committed bindings, no bindgen);
 //! - theirs: the same program on crates.io's `llama-cpp-2` (`apps/llama_cpp_2.rs`), whose
-//!   llama-cpp-sys-2 = 0.1.154 compiles the same llama.cpp source (b10200) with cmake;
+//!   llama-cpp-sys-2 = 0.1.154 compiles llama.cpp's source with cmake (b10200, one commit
+//!   after the fixture's b10199; no crates.io release carries b10199);
 //! - ours again with a warm binary cache and an empty target dir, then a no-op rebuild, and the
 //!   build script's own run time when a variable it watches changes (cache warm).
 //!

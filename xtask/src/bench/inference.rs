@@ -110,7 +110,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let verdict = |r: f64| if r >= 0.98 { "met" } else { "NOT met" };
     let body = format!(
         "Model: `TinyModelSpec::bench({params})` = {} parameters ({} layers × 1024 wide, f16 weights, \
-         random), {threads} threads, library = the fixture's lib_dir (llama.cpp b10200, release \
+         random), {threads} threads, library = the fixture's lib_dir (llama.cpp b10199-fixture, release \
          flags, one CPU backend) for both. Prompt of {N_PROMPT} tokens decoded in one batch \
          (n_batch = n_ubatch = {N_PROMPT}), then {N_GEN} greedy tokens one decode each. {runs} runs \
          interleaved (A B, B A, ...); tok/s as each program measures it around its llama_decode calls.\n\n\
