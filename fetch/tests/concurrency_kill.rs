@@ -48,6 +48,8 @@ impl Progress for Announce {
             // After the response headers: the request is in and the body is streaming.
             Event::DownloadStarted { asset, .. } => format!("@@ receiving {asset}"),
             Event::WaitingForLock { asset } => format!("@@ waiting {asset}"),
+            // A transient failure retried (a stall on a loaded machine): one more request.
+            Event::Retrying { asset, .. } => format!("@@ retrying {asset}"),
             _ => return,
         };
         let mut out = std::io::stdout().lock();
@@ -248,6 +250,7 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
     let mut killed_downloads: Vec<String> = Vec::new();
     let mut killed_waiter = false;
     let mut ok_lines: Vec<(usize, String)> = Vec::new();
+    let mut retried: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -271,6 +274,8 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
             killed_waiter = true;
         } else if line.starts_with("@@ ok ") {
             ok_lines.push((i, line));
+        } else if let Some(asset) = line.strip_prefix("@@ retrying ") {
+            retried.push(asset.to_string());
         }
     }
     assert!(Instant::now() < deadline, "children did not finish in time");
@@ -296,7 +301,7 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
     assert!(killed_waiter, "no child was seen waiting for a lock");
 
     eprintln!(
-        "killed mid-download: {killed_downloads:?}; killed one lock waiter; mirror hits: linux {}, windows {}",
+        "killed mid-download: {killed_downloads:?}; killed one lock waiter; retried: {retried:?}; mirror hits: linux {}, windows {}",
         env.mirror.hits(TAG, LINUX_X64),
         env.mirror.hits(TAG, WINDOWS_X64)
     );
@@ -317,10 +322,12 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
             .count();
         assert_eq!(fresh, 1, "{asset}: one successful download, {ok_lines:?}");
         let killed = killed_downloads.iter().filter(|a| *a == asset).count();
+        let retries = retried.iter().filter(|a| *a == asset).count();
         assert_eq!(
             env.mirror.hits(TAG, asset),
-            killed + 1,
-            "{asset}: one request per killed download plus the one that finished"
+            killed + 1 + retries,
+            "{asset}: one request per killed download, plus the one that finished, plus one per \
+             reported retry ({retries})"
         );
     }
 
