@@ -9,7 +9,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 use llama_prebuilt_fetch::{
-    asset, libdir, linking, vars, Config, DigestSource, Fetcher, Request, Target, PINNED_TAG,
+    Config, DigestSource, Fetcher, PINNED_TAG, Request, Target, asset, libdir, linking, vars,
 };
 
 fn main() {
@@ -77,15 +77,15 @@ fn run() -> Result<(), String> {
             staged.display()
         )
     })?;
-    if env::var_os("CARGO_FEATURE_COPY_DYLIBS").is_some() {
-        if let Some(profile) = linking::profile_dir(&out_dir) {
-            linking::stage(&lib_source, &profile, os).map_err(|e| {
-                format!(
-                    "cannot copy the libraries next to the artifacts in {}: {e}",
-                    profile.display()
-                )
-            })?;
-        }
+    if env::var_os("CARGO_FEATURE_COPY_DYLIBS").is_some()
+        && let Some(profile) = linking::profile_dir(&out_dir)
+    {
+        linking::stage(&lib_source, &profile, os).map_err(|e| {
+            format!(
+                "cannot copy the libraries next to the artifacts in {}: {e}",
+                profile.display()
+            )
+        })?;
     }
 
     bindings::write(&manifest_dir, &include_dir, &target, &out_dir)?;
@@ -242,7 +242,7 @@ mod bindings {
     #[cfg(feature = "bindgen")]
     fn generate(plan: &BindingsPlan) -> Result<(), String> {
         use llama_prebuilt_fetch::bindings::{
-            libclang_failure, ALLOW_FUNCTIONS, ALLOW_TYPES, ALLOW_VARS,
+            ALLOW_FUNCTIONS, ALLOW_TYPES, ALLOW_VARS, libclang_failure,
         };
         let builder = bindgen::Builder::default()
             .header(plan.header().display().to_string())

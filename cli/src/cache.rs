@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use llama_prebuilt_fetch::{asset, Cache, Fetcher};
+use llama_prebuilt_fetch::{Cache, Fetcher, asset};
 use serde::Serialize;
 
 use crate::args::CacheCommand;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
-use crate::output::{self, human_bytes, Table};
+use crate::output::{self, Table, human_bytes};
 use crate::settings;
-use crate::verify::{check_cache, EntryReport};
+use crate::verify::{EntryReport, check_cache};
 
 #[derive(Serialize)]
 struct PathReport<'a> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use llama_prebuilt_fetch::{asset, vars, Fetcher, Platform, Request};
+use llama_prebuilt_fetch::{Fetcher, Platform, Request, asset, vars};
 use serde::Serialize;
 
 use crate::args::DoctorArgs;

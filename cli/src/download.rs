@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use llama_prebuilt_fetch::asset::DEFAULT_PLATFORMS;
-use llama_prebuilt_fetch::{Fetcher, Installed, Platform, Request, Target, PLATFORMS};
+use llama_prebuilt_fetch::{Fetcher, Installed, PLATFORMS, Platform, Request, Target};
 use serde::Serialize;
 
 use crate::args::DownloadArgs;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
-use crate::output::{self, short_sha, Table};
+use crate::output::{self, Table, short_sha};
 use crate::progress::Reporter;
 use crate::settings;
 

@@ -3,13 +3,13 @@
 //! unreachable) from what the checksums files record for the tag.
 
 use llama_prebuilt_fetch::checksums::Checksums;
-use llama_prebuilt_fetch::{asset, Fetcher, Platform, Target, PLATFORMS};
+use llama_prebuilt_fetch::{Fetcher, PLATFORMS, Platform, Target, asset};
 use serde::Serialize;
 
 use crate::args::ListArgs;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
-use crate::output::{self, human_bytes, Table};
+use crate::output::{self, Table, human_bytes};
 use crate::settings;
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +91,9 @@ pub fn run(ctx: Ctx, args: &ListArgs) -> CmdResult {
                         err.to_string().lines().next().unwrap_or_default()
                     ),
                 };
-                eprintln!("note: {why}; listing the assets the checksums files record for {tag}, not the whole release");
+                eprintln!(
+                    "note: {why}; listing the assets the checksums files record for {tag}, not the whole release"
+                );
             }
             (local, "checksums")
         }
@@ -274,9 +276,11 @@ mod tests {
     #[test]
     fn embedded_checksums_list_the_pinned_tag() {
         let a = recorded_assets("b10199", None).unwrap();
-        assert!(a
-            .iter()
-            .any(|a| a.name == "llama-b10199-bin-ubuntu-x64.tar.gz" && a.size == Some(16_434_223)));
+        assert!(
+            a.iter()
+                .any(|a| a.name == "llama-b10199-bin-ubuntu-x64.tar.gz"
+                    && a.size == Some(16_434_223))
+        );
         assert!(recorded_assets("b1", None).unwrap().is_empty());
     }
 }

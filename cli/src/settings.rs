@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use llama_prebuilt_fetch::{cache, vars, Config, Target, PINNED_TAG};
+use llama_prebuilt_fetch::{Config, PINNED_TAG, Target, cache, vars};
 
 use crate::error::CliError;
 

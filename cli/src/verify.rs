@@ -6,7 +6,7 @@ use llama_prebuilt_fetch::cache::disk_usage;
 
 use llama_prebuilt_fetch::checksums::normalize_sha256;
 use llama_prebuilt_fetch::trust::TrustStore;
-use llama_prebuilt_fetch::{verify_file, Fetcher};
+use llama_prebuilt_fetch::{Fetcher, verify_file};
 use serde::Serialize;
 
 use crate::args::VerifyArgs;

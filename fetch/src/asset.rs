@@ -517,18 +517,24 @@ mod tests {
     #[test]
     fn tags_are_checked() {
         let p = Platform::by_key("linux-x64").unwrap();
-        assert!(candidates("v0.1.2", p, "cpu")
-            .unwrap_err()
-            .to_string()
-            .contains("not a llama.cpp release tag"));
-        assert!(candidates("b9110", p, "cpu")
-            .unwrap_err()
-            .to_string()
-            .contains("known to be broken"));
-        assert!(candidates("b9167", p, "cpu")
-            .unwrap_err()
-            .to_string()
-            .contains("broken symlinks"));
+        assert!(
+            candidates("v0.1.2", p, "cpu")
+                .unwrap_err()
+                .to_string()
+                .contains("not a llama.cpp release tag")
+        );
+        assert!(
+            candidates("b9110", p, "cpu")
+                .unwrap_err()
+                .to_string()
+                .contains("known to be broken")
+        );
+        assert!(
+            candidates("b9167", p, "cpu")
+                .unwrap_err()
+                .to_string()
+                .contains("broken symlinks")
+        );
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Cache {
                     return Ok(Opened {
                         cache,
                         fallback_reason: None,
-                    })
+                    });
                 }
                 Err(e) => tried.push((root, e.to_string())),
             }
@@ -326,15 +326,15 @@ impl Cache {
                 continue;
             };
             for item in items.flatten() {
-                if let Some(manifest) = Manifest::read(&item.path().join("manifest.json")) {
-                    if manifest.tag == tag_name {
-                        let has_archive = self.archive_path(&tag_name, &manifest.asset).is_file();
-                        out.push(CacheEntry {
-                            dir: item.path(),
-                            manifest,
-                            has_archive,
-                        });
-                    }
+                if let Some(manifest) = Manifest::read(&item.path().join("manifest.json"))
+                    && manifest.tag == tag_name
+                {
+                    let has_archive = self.archive_path(&tag_name, &manifest.asset).is_file();
+                    out.push(CacheEntry {
+                        dir: item.path(),
+                        manifest,
+                        has_archive,
+                    });
                 }
             }
         }
@@ -388,13 +388,13 @@ impl Cache {
             let tag_dir = self.root.join(&entry.manifest.tag);
             let _ = fs::remove_dir(&tag_dir); // only if now empty
         }
-        if tag.is_none() {
-            if let Ok(items) = fs::read_dir(self.root.join(".tmp")) {
-                for item in items.flatten() {
-                    report.freed += disk_usage(&item.path());
-                    remove_any(&item.path());
-                    report.removed.push(item.path());
-                }
+        if tag.is_none()
+            && let Ok(items) = fs::read_dir(self.root.join(".tmp"))
+        {
+            for item in items.flatten() {
+                report.freed += disk_usage(&item.path());
+                remove_any(&item.path());
+                report.removed.push(item.path());
             }
         }
         Ok(report)

@@ -88,7 +88,7 @@ impl Checksums {
     }
 
     /// Assets recorded for a tag.
-    pub fn assets(&self, tag: &str) -> impl Iterator<Item = (&str, &Digest)> {
+    pub fn assets(&self, tag: &str) -> impl Iterator<Item = (&str, &Digest)> + use<'_> {
         self.tags
             .get(tag)
             .into_iter()
@@ -223,9 +223,10 @@ mod tests {
             .unwrap();
         assert_eq!((d.sha256.as_str(), d.size), (a.as_str(), Some(3)));
         // The fixture's table says nothing about the official tag's assets, and vice versa.
-        assert!(c
-            .get("b10199", "llama-b10199-fixture-bin-ubuntu-x64.tar.gz")
-            .is_none());
+        assert!(
+            c.get("b10199", "llama-b10199-fixture-bin-ubuntu-x64.tar.gz")
+                .is_none()
+        );
         assert_eq!(c.assets("b10199-fixture").count(), 1);
         assert_eq!(c.tags().collect::<Vec<_>>(), ["b10199", "b10199-fixture"]);
         for bad in [

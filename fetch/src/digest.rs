@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The source a digest was taken from; always reported to the user.
 ///

@@ -149,7 +149,11 @@ impl std::fmt::Display for Error {
                  help: build for one of those targets, {LIB_DIR_HINT}",
                 supported.join(", ")
             ),
-            Error::UnsupportedVariant { variant, platform, supported } => write!(
+            Error::UnsupportedVariant {
+                variant,
+                platform,
+                supported,
+            } => write!(
                 f,
                 "variant `{variant}` has no release asset for {platform}; variants for {platform}: {}\n\
                  help: set LLAMA_PREBUILT_VARIANT to one of those, {LIB_DIR_HINT}",
@@ -170,11 +174,14 @@ impl std::fmt::Display for Error {
                  help: the format is `[bNNNN]` tables of `\"<asset>\" = {{ sha256 = \"<64 hex>\", size = <bytes> }}`",
                 path.display()
             ),
-            Error::BadSha256 { given_by, value } => write!(
-                f,
-                "{given_by}: `{value}` is not a 64-digit hex sha256"
-            ),
-            Error::ConflictingDigests { asset, first, second } => write!(
+            Error::BadSha256 { given_by, value } => {
+                write!(f, "{given_by}: `{value}` is not a 64-digit hex sha256")
+            }
+            Error::ConflictingDigests {
+                asset,
+                first,
+                second,
+            } => write!(
                 f,
                 "two trusted sources disagree about `{asset}`:\n  {} says {}\n  {} says {}\n\
                  help: remove the wrong entry; nothing was downloaded or cached",
@@ -186,19 +193,34 @@ impl std::fmt::Display for Error {
                  help: set LLAMA_PREBUILT_SHA256=<hex>, name a checksums file with LLAMA_PREBUILT_CHECKSUMS, \
                  or allow the GitHub API lookup (unset LLAMA_PREBUILT_OFFLINE; set GITHUB_TOKEN if rate-limited)"
             ),
-            Error::ChecksumMismatch { asset, url, expected, actual, source } => write!(
+            Error::ChecksumMismatch {
+                asset,
+                url,
+                expected,
+                actual,
+                source,
+            } => write!(
                 f,
                 "checksum mismatch for `{asset}` from {url}\n  expected sha256 {expected} (from {source})\n  \
                  actual   sha256 {actual}\nThe download was discarded; nothing was cached.\n\
                  help: if you use a mirror, it serves different bytes than the official release; \
                  otherwise retry, and report the mismatch if it persists"
             ),
-            Error::FileMismatch { path, expected, actual } => write!(
+            Error::FileMismatch {
+                path,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{} does not have the expected sha256\n  expected {expected}\n  actual   {actual}",
                 path.display()
             ),
-            Error::SizeMismatch { asset, url, expected, actual } => write!(
+            Error::SizeMismatch {
+                asset,
+                url,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "`{asset}` from {url} has {actual} bytes, the trusted record says {expected}; the download was discarded"
             ),
@@ -209,13 +231,22 @@ impl std::fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Network { url, attempts, detail } => write!(
+            Error::Network {
+                url,
+                attempts,
+                detail,
+            } => write!(
                 f,
                 "download of {url} failed after {attempts} attempt(s): {detail}\n\
                  help: check the network or proxy (HTTPS_PROXY/NO_PROXY), use a mirror with \
                  LLAMA_PREBUILT_MIRROR, or a local file with LLAMA_PREBUILT_ARCHIVE"
             ),
-            Error::OfflineMiss { asset, url, cache_dir, reason } => write!(
+            Error::OfflineMiss {
+                asset,
+                url,
+                cache_dir,
+                reason,
+            } => write!(
                 f,
                 "offline ({reason}) and llama.cpp asset `{asset}` is not in the cache at {}\n\
                  It would be downloaded from {url}\nWays out:\n  \
@@ -241,15 +272,26 @@ impl std::fmt::Display for Error {
                 "GitHub API request {url} failed: {detail}\n\
                  help: set GITHUB_TOKEN if rate-limited, or pin a tag listed in checksums.toml"
             ),
-            Error::AssetNotInRelease { tag, wanted, available } => write!(
+            Error::AssetNotInRelease {
+                tag,
+                wanted,
+                available,
+            } => write!(
                 f,
                 "release {tag} has none of {}; it has: {}\n\
                  help: choose another tag or variant, {LIB_DIR_HINT}",
                 wanted.join(", "),
-                if available.is_empty() { "no assets".to_string() } else { available.join(", ") }
+                if available.is_empty() {
+                    "no assets".to_string()
+                } else {
+                    available.join(", ")
+                }
             ),
             Error::Extract { asset, source } => {
-                write!(f, "archive `{asset}` was rejected during extraction: {source}")
+                write!(
+                    f,
+                    "archive `{asset}` was rejected during extraction: {source}"
+                )
             }
             Error::Locate { asset, source } => write!(f, "archive `{asset}`: {source}"),
             Error::CacheUnavailable { tried } => {
@@ -257,16 +299,21 @@ impl std::fmt::Display for Error {
                 for (path, why) in tried {
                     write!(f, "\n  {}: {why}", path.display())?;
                 }
-                write!(f, "\nhelp: set LLAMA_PREBUILT_CACHE_DIR to a writable directory")
+                write!(
+                    f,
+                    "\nhelp: set LLAMA_PREBUILT_CACHE_DIR to a writable directory"
+                )
             }
-            Error::Io { action, path, source } => {
+            Error::Io {
+                action,
+                path,
+                source,
+            } => {
                 write!(f, "cannot {action} {}: {source}", path.display())
             }
-            Error::LocalArchive { path, detail } => write!(
-                f,
-                "LLAMA_PREBUILT_ARCHIVE={}: {detail}",
-                path.display()
-            ),
+            Error::LocalArchive { path, detail } => {
+                write!(f, "LLAMA_PREBUILT_ARCHIVE={}: {detail}", path.display())
+            }
         }
     }
 }

@@ -374,8 +374,8 @@ mod tests {
     //! The copy mode used for symlinks on non-unix hosts, exercised on any host.
 
     use super::*;
-    use flate2::write::GzEncoder;
     use flate2::Compression;
+    use flate2::write::GzEncoder;
 
     enum Item<'a> {
         File(&'a str, &'a [u8], u32),

@@ -157,18 +157,20 @@ impl Fetcher {
 
     /// `ensure` for several requests, at most `jobs` at a time. Results keep the input order.
     pub fn ensure_many(&self, reqs: &[Request], jobs: usize) -> Vec<Result<Installed>> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Result<Installed>>>> =
             Mutex::new(reqs.iter().map(|_| None).collect());
         std::thread::scope(|s| {
             for _ in 0..jobs.clamp(1, reqs.len().max(1)) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(req) = reqs.get(i) else { break };
-                    let r = self.ensure(req);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(req) = reqs.get(i) else { break };
+                        let r = self.ensure(req);
+                        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                    }
                 });
             }
         });
@@ -221,11 +223,11 @@ impl Fetcher {
             })
         })?;
         // Another process may have published while we waited.
-        if let EntryState::Valid(mut hit) = self.installer().existing(tag, asset)? {
-            if hit.sha256 == expected.sha256 {
-                hit.repaired = None;
-                return Ok(*hit);
-            }
+        if let EntryState::Valid(mut hit) = self.installer().existing(tag, asset)?
+            && hit.sha256 == expected.sha256
+        {
+            hit.repaired = None;
+            return Ok(*hit);
         }
         self.cache.sweep_stale(asset);
 

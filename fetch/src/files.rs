@@ -6,7 +6,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::hashing::{sha256_file, Downloaded, HashingWriter};
+use crate::hashing::{Downloaded, HashingWriter, sha256_file};
 
 /// `file:///some/dir` -> `/some/dir` (also `file:///C:/dir` -> `C:/dir`).
 pub fn file_url_path(url: &str) -> Option<PathBuf> {

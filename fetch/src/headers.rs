@@ -102,7 +102,7 @@ impl Fetcher {
                         expected: want.sha256,
                         actual: got.sha256,
                         source: want.source,
-                    })
+                    });
                 }
                 Some(want) => {
                     trusted.get_or_insert(want.source);

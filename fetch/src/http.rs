@@ -147,7 +147,7 @@ impl Http {
                             detail,
                         },
                         other => other,
-                    })
+                    });
                 }
                 Err(Attempt::Transient(reason)) if attempt < attempts => {
                     progress.event(&Event::Retrying {
@@ -204,7 +204,7 @@ impl Http {
                     return Err(Attempt::Transient(format!(
                         "{e} after {} bytes",
                         out.written()
-                    )))
+                    )));
                 }
             };
             out.write_all(&buf[..n])
@@ -218,13 +218,13 @@ impl Http {
                 });
             }
         }
-        if let Some(total) = total {
-            if out.written() != total {
-                return Err(Attempt::Transient(format!(
-                    "connection closed after {} of {total} bytes",
-                    out.written()
-                )));
-            }
+        if let Some(total) = total
+            && out.written() != total
+        {
+            return Err(Attempt::Transient(format!(
+                "connection closed after {} of {total} bytes",
+                out.written()
+            )));
         }
         let (writer, sha256, size) = out.finish();
         let file = writer

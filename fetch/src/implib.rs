@@ -25,7 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use archive::import_library;
-pub use pe::{read_exports, DllExports, Export, ExportKind};
+pub use pe::{DllExports, Export, ExportKind, read_exports};
 
 /// The libraries that get an import library when their DLL is present: the stems of
 /// `llama.dll`, `ggml.dll`, `ggml-base.dll`, `mtmd.dll` and `ggml-rpc.dll`.
@@ -56,7 +56,9 @@ impl fmt::Display for ImplibError {
                 "machine type {m:#06x} is not supported (only x86-64 and ARM64 DLLs get import libraries)"
             ),
             ImplibError::BadName(name) => write!(f, "cannot write the name {name:?}"),
-            ImplibError::TooManyExports(n) => write!(f, "{n} exports are more than an import library can hold"),
+            ImplibError::TooManyExports(n) => {
+                write!(f, "{n} exports are more than an import library can hold")
+            }
         }
     }
 }

@@ -90,14 +90,14 @@ impl Installer<'_> {
         let Some(m) = self.cache.manifest(tag, asset) else {
             return Ok(EntryState::Absent);
         };
-        if let Some(exp) = self.trust.local(tag, asset)? {
-            if exp.sha256 != m.sha256 {
-                // Cached from other bytes than the ones now trusted: rebuild from trusted bytes.
-                return Ok(EntryState::Corrupt(format!(
-                    "cached from an archive with sha256 {}, but {} now says {}",
-                    m.sha256, exp.source, exp.sha256
-                )));
-            }
+        if let Some(exp) = self.trust.local(tag, asset)?
+            && exp.sha256 != m.sha256
+        {
+            // Cached from other bytes than the ones now trusted: rebuild from trusted bytes.
+            return Ok(EntryState::Corrupt(format!(
+                "cached from an archive with sha256 {}, but {} now says {}",
+                m.sha256, exp.source, exp.sha256
+            )));
         }
         let dir = self.cache.entry_dir(tag, asset);
         if let Err(mismatch) = m.verify(&dir.join("files")) {

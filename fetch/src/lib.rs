@@ -49,9 +49,9 @@ mod resolve;
 pub mod target;
 pub mod trust;
 
-pub use asset::{Platform, PLATFORMS};
+pub use asset::{PLATFORMS, Platform};
 pub use cache::Cache;
-pub use config::{vars, Config, HttpSettings};
+pub use config::{Config, HttpSettings, vars};
 pub use error::{Error, Result};
 pub use fetcher::Fetcher;
 pub use files::{file_url_path, verify_file};

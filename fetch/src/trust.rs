@@ -95,10 +95,10 @@ impl TrustStore {
         if let Some(d) = self.embedded.get(tag, asset) {
             found.push(from(d, DigestSource::Embedded));
         }
-        if let Some((path, c)) = &self.extra {
-            if let Some(d) = c.get(tag, asset) {
-                found.push(from(d, DigestSource::ChecksumsFile(path.clone())));
-            }
+        if let Some((path, c)) = &self.extra
+            && let Some(d) = c.get(tag, asset)
+        {
+            found.push(from(d, DigestSource::ChecksumsFile(path.clone())));
         }
         if let Some(sha) = &self.env_sha256 {
             found.push(Expected {
@@ -209,11 +209,12 @@ mod tests {
         let api = format!("sha256:{}", "c".repeat(64));
         let e = t.with_api("b1", "x.zip", Some(&api)).unwrap().unwrap();
         assert_eq!(e.source, DigestSource::GithubApi);
-        assert!(t
-            .with_api("b10199", X64, Some(&api))
-            .unwrap_err()
-            .to_string()
-            .contains("disagree"));
+        assert!(
+            t.with_api("b10199", X64, Some(&api))
+                .unwrap_err()
+                .to_string()
+                .contains("disagree")
+        );
         assert!(t.with_api("b1", "x.zip", None).unwrap().is_none());
     }
 

@@ -18,13 +18,13 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use flate2::write::GzEncoder;
 use flate2::Compression;
+use flate2::write::GzEncoder;
 use llama_prebuilt_fetch::{Config, Event, Fetcher, HttpSettings, Progress, Request, Target};
 use llama_prebuilt_test_support::rng::SplitMix64;
 

@@ -9,15 +9,15 @@ use std::io::{self, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
 use flate2::Compression;
+use flate2::write::GzEncoder;
 use llama_prebuilt_fetch::extract::{
-    extract, ArchiveKind, EntryKind, ExtractError, ExtractedEntry, Limits,
+    ArchiveKind, EntryKind, ExtractError, ExtractedEntry, Limits, extract,
 };
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
-use zip::write::SimpleFileOptions;
 use zip::ZipWriter;
+use zip::write::SimpleFileOptions;
 
 // ---------------------------------------------------------------- tar.gz builder
 
@@ -441,10 +441,12 @@ fn zip_symlink_entries_become_symlinks() {
     let link = run.dest.join("build/bin/libllama.so");
     assert_eq!(fs::read(&link).unwrap(), LIB);
     #[cfg(unix)]
-    assert!(fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]

@@ -304,10 +304,11 @@ fn a_corrupted_cache_file_is_detected_and_repaired_without_download() {
         "the kept verified archive is re-extracted"
     );
     assert_ne!(std::fs::read(&lib).unwrap(), vec![b'x'; len]);
-    assert!(rec
-        .events()
-        .iter()
-        .any(|e| matches!(e, Event::Repairing { .. })));
+    assert!(
+        rec.events()
+            .iter()
+            .any(|e| matches!(e, Event::Repairing { .. }))
+    );
     assert_eq!(env.mirror.hits(TAG, LINUX_X64), 1);
 }
 
@@ -702,11 +703,13 @@ fn many_platforms_in_parallel_report_each_result() {
     .collect();
     let results = env.fetcher().ensure_many(&reqs, 4);
     assert!(results[0].is_ok() && results[1].is_ok() && results[2].is_ok());
-    assert!(results[3]
-        .as_ref()
-        .unwrap_err()
-        .to_string()
-        .contains("HTTP 500"));
+    assert!(
+        results[3]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("HTTP 500")
+    );
 }
 
 #[test]

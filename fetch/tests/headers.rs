@@ -45,11 +45,12 @@ fn headers_are_fetched_once_then_cached_and_marked_unpinned() {
     assert_eq!(again.dir, h.dir);
     assert_eq!(env.mirror.hits(TAG, "raw:include/llama.h"), 1);
     // Listed (and cleanable) like any cache entry.
-    assert!(f
-        .cache()
-        .entries()
-        .iter()
-        .any(|e| e.manifest.asset == "headers"));
+    assert!(
+        f.cache()
+            .entries()
+            .iter()
+            .any(|e| e.manifest.asset == "headers")
+    );
 }
 
 #[test]

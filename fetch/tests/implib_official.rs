@@ -9,9 +9,9 @@ use llama_prebuilt_fetch::implib::{self, ExportKind};
 use llama_prebuilt_fetch::libdir::LibOs;
 use llama_prebuilt_fetch::linking;
 use llama_prebuilt_test_support::official;
+use object::Architecture;
 use object::read::archive::{ArchiveFile, ArchiveKind};
 use object::read::coff::{ImportFile, ImportName, ImportType};
-use object::Architecture;
 
 const DLLS: &[&str] = &[
     "llama.dll",

@@ -4,10 +4,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
 use flate2::Compression;
-use llama_prebuilt_fetch::extract::{extract, ArchiveKind, Limits};
-use llama_prebuilt_fetch::libdir::{locate, LibOs, LibraryDir, LocateError};
+use flate2::write::GzEncoder;
+use llama_prebuilt_fetch::extract::{ArchiveKind, Limits, extract};
+use llama_prebuilt_fetch::libdir::{LibOs, LibraryDir, LocateError, locate};
 use tempfile::TempDir;
 
 fn touch(root: &Path, rel: &str) {

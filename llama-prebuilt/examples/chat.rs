@@ -55,7 +55,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: chat [--model PATH] [--system TEXT] [--message TEXT]... \
                             [--interactive] [--max-tokens N] [--seed S]"
                         .into(),
-                )
+                );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use llama_prebuilt::{cosine_similarity, normalize, ContextParams, Model, ModelParams, Pooling};
+use llama_prebuilt::{ContextParams, Model, ModelParams, Pooling, cosine_similarity, normalize};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut model_path: Option<PathBuf> = None;

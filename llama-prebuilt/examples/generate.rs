@@ -57,7 +57,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: generate [--model PATH] [--prompt TEXT] [--max-tokens N] \
                             [--temperature T] [--seed S] [--threads N] [--stop TEXT]..."
                         .into(),
-                )
+                );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }

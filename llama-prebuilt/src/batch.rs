@@ -145,7 +145,7 @@ impl Batch {
         self.outputs
             .iter()
             .enumerate()
-            .filter(|(_, &o)| o != 0)
+            .filter(|&(_, &o)| o != 0)
             .map(|(i, _)| i)
     }
 

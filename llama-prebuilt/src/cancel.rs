@@ -1,8 +1,8 @@
 //! Cancelling a context's decoding from another thread.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::panic;
 

@@ -1,6 +1,6 @@
 //! Chat templates from the model's metadata.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{CStr, CString, c_char};
 use std::fmt;
 
 use llama_prebuilt_sys as sys;

@@ -6,13 +6,13 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use llama_prebuilt_sys as sys;
 
 use crate::batch::Batch;
-use crate::cancel::{abort_trampoline, CancelHandle};
+use crate::cancel::{CancelHandle, abort_trampoline};
 use crate::context_params::{ContextParams, Pooling};
 use crate::error::{Error, Result};
 use crate::ffi;

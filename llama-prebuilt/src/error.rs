@@ -17,7 +17,9 @@ pub enum Error {
     // ---- backend ---------------------------------------------------------------------------
     /// Registering the ggml backends from `lib_dir` produced no device at all (wrong directory,
     /// or the CPU backend library is missing from it).
-    #[error("no ggml backend device loaded from {lib_dir} (set LLAMA_LIB_DIR to the directory holding the llama.cpp libraries)")]
+    #[error(
+        "no ggml backend device loaded from {lib_dir} (set LLAMA_LIB_DIR to the directory holding the llama.cpp libraries)"
+    )]
     NoBackendDevices {
         /// The directory the backends were loaded from.
         lib_dir: PathBuf,
@@ -35,7 +37,9 @@ pub enum Error {
     },
     /// The loaded library's default parameters differ from what the vendored headers document:
     /// the library and the bindings do not belong to the same llama.cpp version.
-    #[error("ABI mismatch between the loaded llama.cpp library and the bindings: {what} is {found}, the headers say {expected}")]
+    #[error(
+        "ABI mismatch between the loaded llama.cpp library and the bindings: {what} is {found}, the headers say {expected}"
+    )]
     AbiMismatch {
         /// The struct field or size that differs.
         what: &'static str,
@@ -91,7 +95,9 @@ pub enum Error {
     /// The requested context is larger than the context the model was trained with, and
     /// [`ContextParams::allow_exceeding_train_context`](crate::ContextParams::allow_exceeding_train_context)
     /// was not set.
-    #[error("context of {requested} tokens exceeds the model's training context of {n_ctx_train} tokens")]
+    #[error(
+        "context of {requested} tokens exceeds the model's training context of {n_ctx_train} tokens"
+    )]
     ContextTooLarge {
         /// The requested `n_ctx`.
         requested: u32,

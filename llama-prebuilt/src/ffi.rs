@@ -1,6 +1,6 @@
 //! The one gate every fallible C call goes through, and string conversions.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{CStr, CString, c_char};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -39,7 +39,7 @@ pub(crate) fn path_c_string(path: &Path) -> Result<CString> {
             return Err(Error::io(
                 path,
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not valid UTF-8"),
-            ))
+            ));
         }
     };
     CString::new(bytes).map_err(|e| Error::NulByte {

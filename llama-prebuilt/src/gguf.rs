@@ -77,7 +77,9 @@ pub enum GgufError {
         reason: String,
     },
     /// A tensor's data starts at or beyond the end of the file.
-    #[error("tensor #{index} starts at byte {start}, beyond the end of the file ({file_len} bytes): the file is truncated")]
+    #[error(
+        "tensor #{index} starts at byte {start}, beyond the end of the file ({file_len} bytes): the file is truncated"
+    )]
     TensorOutOfBounds {
         /// Position of the tensor in the header.
         index: u64,

@@ -9,7 +9,7 @@
 //! llama.cpp's own explanation into the [`Error`](crate::Error) of a failing call.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{CStr, c_char, c_void};
 
 use llama_prebuilt_sys as sys;
 

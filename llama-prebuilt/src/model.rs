@@ -1,7 +1,7 @@
 //! Loading a model and reading its metadata.
 
 use std::any::Any;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{CString, c_char, c_void};
 use std::fmt;
 use std::fs::File;
 use std::io::BufReader;

@@ -268,10 +268,10 @@ impl Sampler {
     /// has no selecting step, [`Error::GrammarRejected`] if a grammar allows no token at all
     /// here, [`Error::ModelMismatch`] if the chain was built for another model.
     pub fn sample(&mut self, ctx: &Context<'_>, index: usize) -> Result<Token> {
-        if let Some(model) = &self.model {
-            if model.as_ptr() != ctx.model().as_ptr() {
-                return Err(Error::ModelMismatch);
-            }
+        if let Some(model) = &self.model
+            && model.as_ptr() != ctx.model().as_ptr()
+        {
+            return Err(Error::ModelMismatch);
         }
         let logits = ctx.logits(index)?;
         self.candidates.clear();
@@ -322,13 +322,13 @@ impl Sampler {
     /// [`Error::GrammarRejected`] if a grammar step does not allow `token` here (llama.cpp
     /// would abort the process); [`Error::TokenOutOfVocab`] for steps bound to a model.
     pub fn accept(&mut self, token: Token) -> Result<()> {
-        if let Some(model) = &self.model {
-            if u32::try_from(token.0).map_or(true, |id| id >= model.n_vocab()) {
-                return Err(Error::TokenOutOfVocab {
-                    token,
-                    n_vocab: model.n_vocab(),
-                });
-            }
+        if let Some(model) = &self.model
+            && u32::try_from(token.0).map_or(true, |id| id >= model.n_vocab())
+        {
+            return Err(Error::TokenOutOfVocab {
+                token,
+                n_vocab: model.n_vocab(),
+            });
         }
         if !self.grammars_allow(token) {
             return Err(Error::GrammarRejected { token });

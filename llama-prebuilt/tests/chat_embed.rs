@@ -4,10 +4,10 @@ mod common;
 
 use common::{small_ctx, tiny_model};
 use llama_prebuilt::{
-    cosine_similarity, normalize, Batch, ChatMessage, ChatTemplate, Error, Model, ModelParams,
-    Pooling, Role,
+    Batch, ChatMessage, ChatTemplate, Error, Model, ModelParams, Pooling, Role, cosine_similarity,
+    normalize,
 };
-use llama_prebuilt_test_support::gguf::{self, TinyModelSpec, IM_END_ID, IM_START_ID};
+use llama_prebuilt_test_support::gguf::{self, IM_END_ID, IM_START_ID, TinyModelSpec};
 
 #[test]
 fn the_models_template_formats_a_conversation() {
@@ -45,10 +45,12 @@ fn builtin_and_unknown_templates() {
     let names = ChatTemplate::builtin_names();
     assert!(names.iter().any(|n| n == "chatml"), "{names:?}");
     let chatml = ChatTemplate::new("chatml").unwrap();
-    assert!(chatml
-        .apply(&[ChatMessage::user("x")], true)
-        .unwrap()
-        .contains("<|im_start|>user"));
+    assert!(
+        chatml
+            .apply(&[ChatMessage::user("x")], true)
+            .unwrap()
+            .contains("<|im_start|>user")
+    );
     let unknown = ChatTemplate::new("{{ this is no template llama.cpp knows }}").unwrap();
     assert!(matches!(
         unknown.apply(&[ChatMessage::user("x")], true),

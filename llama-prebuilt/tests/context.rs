@@ -4,7 +4,7 @@ mod common;
 
 use common::{small_ctx, temp_path, tiny_model};
 use llama_prebuilt::{Batch, Context, ContextParams, Error, Pooling, Token};
-use llama_prebuilt_test_support::gguf::{TinyModelSpec, N_VOCAB};
+use llama_prebuilt_test_support::gguf::{N_VOCAB, TinyModelSpec};
 
 fn prompt() -> Vec<Token> {
     tiny_model().tokenize("Hello, world", true).unwrap()

@@ -21,24 +21,24 @@ fn greedy_generation_stops_after_max_tokens() {
     let mut ctx = model.new_context(&small_ctx()).unwrap();
     let prompt = model.tokenize("Hello, world", true).unwrap();
     let mut sampler = Sampler::chain().greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(24),
     );
-    let chunks: Vec<String> = (&mut gen).collect::<Result<_, _>>().unwrap();
-    assert_eq!(gen.tokens().len(), 24);
-    assert_eq!(gen.stop_reason(), Some(&StopReason::MaxTokens));
+    let chunks: Vec<String> = (&mut generator).collect::<Result<_, _>>().unwrap();
+    assert_eq!(generator.tokens().len(), 24);
+    assert_eq!(generator.stop_reason(), Some(&StopReason::MaxTokens));
     assert!(chunks.iter().all(|c| !c.is_empty()));
-    let bytes: Vec<u8> = gen
+    let bytes: Vec<u8> = generator
         .tokens()
         .iter()
         .flat_map(|&t| model.token_piece(t, false).unwrap())
         .collect();
     assert_eq!(chunks.concat(), String::from_utf8_lossy(&bytes));
-    assert!(gen.next().is_none(), "fused");
-    let tokens = gen.tokens().to_vec();
-    drop(gen);
+    assert!(generator.next().is_none(), "fused");
+    let tokens = generator.tokens().to_vec();
+    drop(generator);
     // The memory holds the prompt and every generated token.
     assert_eq!(
         ctx.seq_pos_max(0).unwrap(),
@@ -64,18 +64,21 @@ fn utf8_characters_are_never_split() {
     let prompt = model.tokenize("Say it:", true).unwrap();
     let text = "é🦙 日本";
     let mut sampler = forced(text);
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(64),
     );
-    let chunks: Vec<String> = (&mut gen).collect::<Result<_, _>>().unwrap();
+    let chunks: Vec<String> = (&mut generator).collect::<Result<_, _>>().unwrap();
     // One token per byte: the characters arrive in pieces and are held until complete.
-    assert_eq!(gen.tokens().len(), text.len());
+    assert_eq!(generator.tokens().len(), text.len());
     assert!(
-        matches!(gen.stop_reason(), Some(StopReason::EndOfGeneration(_))),
+        matches!(
+            generator.stop_reason(),
+            Some(StopReason::EndOfGeneration(_))
+        ),
         "{:?}",
-        gen.stop_reason()
+        generator.stop_reason()
     );
     assert_eq!(chunks.concat(), text);
     assert_eq!(chunks, ["é", "🦙", " ", "日", "本"]);
@@ -89,25 +92,25 @@ fn invalid_utf8_from_the_model_becomes_replacement_characters() {
     // Force a lone continuation byte, then 'a', then a lead byte that never completes.
     let bias: Vec<(Token, f32)> = vec![(Token(0x80), 1000.0)];
     let mut sampler = Sampler::chain().logit_bias(model, &bias).unwrap().greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(2),
     );
-    assert_eq!(gen.collect_text().unwrap(), "\u{fffd}\u{fffd}");
-    drop(gen);
+    assert_eq!(generator.collect_text().unwrap(), "\u{fffd}\u{fffd}");
+    drop(generator);
     let mut sampler = Sampler::chain()
         .logit_bias(model, &[(Token(0xe6), 1000.0)])
         .unwrap()
         .greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &[Token(b'a' as i32)],
         &mut sampler,
         GenerateOptions::default().max_tokens(2),
     );
     // Two lead bytes: the first is invalid once the second arrives, the second is an
     // incomplete character flushed at the end.
-    assert_eq!(gen.collect_text().unwrap(), "\u{fffd}\u{fffd}");
+    assert_eq!(generator.collect_text().unwrap(), "\u{fffd}\u{fffd}");
 }
 
 #[test]
@@ -119,13 +122,13 @@ fn end_of_generation_tokens_stop_without_output() {
         .logit_bias(model, &[(Token(EOS_ID), 100.0)])
         .unwrap()
         .greedy();
-    let mut gen = ctx.generate(&prompt, &mut sampler, GenerateOptions::default());
-    assert!(gen.next().is_none());
+    let mut generator = ctx.generate(&prompt, &mut sampler, GenerateOptions::default());
+    assert!(generator.next().is_none());
     assert_eq!(
-        gen.stop_reason(),
+        generator.stop_reason(),
         Some(&StopReason::EndOfGeneration(Token(EOS_ID)))
     );
-    assert!(gen.tokens().is_empty());
+    assert!(generator.tokens().is_empty());
 }
 
 #[test]
@@ -138,15 +141,15 @@ fn stop_strings_end_generation_and_partial_matches_are_held_back() {
         .max_tokens(64)
         .stop("STX")
         .stop("never");
-    let mut gen = ctx.generate(&prompt, &mut sampler, options);
-    let chunks: Vec<String> = (&mut gen).collect::<Result<_, _>>().unwrap();
+    let mut generator = ctx.generate(&prompt, &mut sampler, options);
+    let chunks: Vec<String> = (&mut generator).collect::<Result<_, _>>().unwrap();
     assert_eq!(
         chunks,
         ["a", "STb", " "],
         "\"S\" and \"ST\" wait until they cannot start \"STX\""
     );
     assert_eq!(
-        gen.stop_reason(),
+        generator.stop_reason(),
         Some(&StopReason::StopString("STX".into()))
     );
 
@@ -154,24 +157,24 @@ fn stop_strings_end_generation_and_partial_matches_are_held_back() {
     ctx.clear_memory();
     let mut sampler = forced("one two three");
     let options = GenerateOptions::default().stop("three").stop("two");
-    let mut gen = ctx.generate(&prompt, &mut sampler, options);
-    assert_eq!(gen.collect_text().unwrap(), "one ");
+    let mut generator = ctx.generate(&prompt, &mut sampler, options);
+    assert_eq!(generator.collect_text().unwrap(), "one ");
     assert_eq!(
-        gen.stop_reason(),
+        generator.stop_reason(),
         Some(&StopReason::StopString("two".into()))
     );
 
     // Held-back text is released when generation ends for another reason.
     ctx.clear_memory();
     let mut sampler = forced("abST");
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().stop("STOP"),
     );
-    assert_eq!(gen.collect_text().unwrap(), "abST");
+    assert_eq!(generator.collect_text().unwrap(), "abST");
     assert!(matches!(
-        gen.stop_reason(),
+        generator.stop_reason(),
         Some(StopReason::EndOfGeneration(_))
     ));
 }
@@ -182,14 +185,14 @@ fn cancellation_stops_generation() {
     let mut ctx = model.new_context(&small_ctx()).unwrap();
     let prompt = model.tokenize("Hello", true).unwrap();
     let mut sampler = Sampler::chain().greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(100),
     );
-    let handle = gen.cancel_handle();
+    let handle = generator.cancel_handle();
     let mut n = 0;
-    for chunk in gen.by_ref() {
+    for chunk in generator.by_ref() {
         chunk.unwrap();
         n += 1;
         if n == 3 {
@@ -197,30 +200,30 @@ fn cancellation_stops_generation() {
             std::thread::spawn(move || handle.cancel()).join().unwrap();
         }
     }
-    assert_eq!(gen.stop_reason(), Some(&StopReason::Cancelled));
-    assert!(gen.tokens().len() < 100);
-    drop(gen);
+    assert_eq!(generator.stop_reason(), Some(&StopReason::Cancelled));
+    assert!(generator.tokens().len() < 100);
+    drop(generator);
 
     // Cancelled before the first step: the prompt decode is aborted.
     ctx.clear_memory();
     let mut sampler = Sampler::chain().greedy();
-    let mut gen = ctx.generate(&prompt, &mut sampler, GenerateOptions::default());
-    gen.cancel_handle().cancel();
-    assert!(gen.next().is_none());
-    assert_eq!(gen.stop_reason(), Some(&StopReason::Cancelled));
-    assert!(gen.tokens().is_empty());
-    drop(gen);
+    let mut generator = ctx.generate(&prompt, &mut sampler, GenerateOptions::default());
+    generator.cancel_handle().cancel();
+    assert!(generator.next().is_none());
+    assert_eq!(generator.stop_reason(), Some(&StopReason::Cancelled));
+    assert!(generator.tokens().is_empty());
+    drop(generator);
 
     // A new generator starts uncancelled.
     let mut sampler = Sampler::chain().greedy();
     ctx.clear_memory();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(2),
     );
-    gen.collect_text().unwrap();
-    assert_eq!(gen.tokens().len(), 2);
+    generator.collect_text().unwrap();
+    assert_eq!(generator.tokens().len(), 2);
 }
 
 #[test]
@@ -230,44 +233,47 @@ fn generation_continues_a_sequence_and_reports_errors() {
     let first = model.tokenize("First turn.", true).unwrap();
     let mut sampler = Sampler::chain().greedy();
     let generated = {
-        let mut gen = ctx.generate(
+        let mut generator = ctx.generate(
             &first,
             &mut sampler,
             GenerateOptions::default().max_tokens(4),
         );
-        gen.collect_text().unwrap();
-        gen.tokens().to_vec()
+        generator.collect_text().unwrap();
+        generator.tokens().to_vec()
     };
     let second = model.tokenize(" Second turn.", false).unwrap();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &second,
         &mut sampler,
         GenerateOptions::default().max_tokens(4),
     );
-    gen.collect_text().unwrap();
-    drop(gen);
+    generator.collect_text().unwrap();
+    drop(generator);
     let expected_len = first.len() + generated.len() + second.len() + 4;
     assert_eq!(ctx.seq_pos_max(0).unwrap(), Some(expected_len as i32 - 1));
 
     // Errors come out of the iterator once, then it ends.
-    let mut gen = ctx.generate(&[], &mut sampler, GenerateOptions::default());
-    assert!(matches!(gen.next(), Some(Err(Error::InvalidBatch { .. }))));
-    assert!(gen.next().is_none());
-    assert_eq!(gen.stop_reason(), Some(&StopReason::Error));
-    drop(gen);
+    let mut generator = ctx.generate(&[], &mut sampler, GenerateOptions::default());
+    assert!(matches!(
+        generator.next(),
+        Some(Err(Error::InvalidBatch { .. }))
+    ));
+    assert!(generator.next().is_none());
+    assert_eq!(generator.stop_reason(), Some(&StopReason::Error));
+    drop(generator);
     let options = GenerateOptions {
         seq_id: 5,
         ..GenerateOptions::default()
     };
-    let mut gen = ctx.generate(&first, &mut sampler, options);
+    let mut generator = ctx.generate(&first, &mut sampler, options);
     assert!(matches!(
-        gen.next(),
+        generator.next(),
         Some(Err(Error::SeqIdOutOfRange { seq_id: 5, .. }))
     ));
-    drop(gen);
-    let mut gen = ctx.generate(&[Token(-3)], &mut sampler, GenerateOptions::default());
+    drop(generator);
+    let mut generator = ctx.generate(&[Token(-3)], &mut sampler, GenerateOptions::default());
     assert!(matches!(
-        gen.next(),
+        generator.next(),
         Some(Err(Error::TokenOutOfVocab { .. }))
     ));
 }
@@ -283,13 +289,13 @@ fn long_prompts_are_decoded_in_n_batch_pieces() {
         .unwrap();
     assert!(prompt.len() > 16);
     let mut sampler = Sampler::chain().greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(3),
     );
-    gen.collect_text().unwrap();
-    assert_eq!(gen.tokens().len(), 3);
+    generator.collect_text().unwrap();
+    assert_eq!(generator.tokens().len(), 3);
 }
 
 #[test]
@@ -301,24 +307,24 @@ fn a_full_context_ends_generation_with_the_text_so_far() {
     assert_eq!(ctx.n_ctx(), 256);
     let prompt = vec![Token(b'a' as i32); 250];
     let mut sampler = Sampler::chain().greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &prompt,
         &mut sampler,
         GenerateOptions::default().max_tokens(100),
     );
-    let text = gen.collect_text().unwrap();
-    assert_eq!(gen.stop_reason(), Some(&StopReason::ContextFull));
+    let text = generator.collect_text().unwrap();
+    assert_eq!(generator.stop_reason(), Some(&StopReason::ContextFull));
     assert_eq!(
-        gen.tokens().len(),
+        generator.tokens().len(),
         256 - 250 + 1,
         "the last token is returned but not decoded"
     );
-    let bytes: Vec<u8> = gen
+    let bytes: Vec<u8> = generator
         .tokens()
         .iter()
         .flat_map(|&t| model.token_piece(t, false).unwrap())
         .collect();
     assert_eq!(text, String::from_utf8_lossy(&bytes));
-    drop(gen);
+    drop(generator);
     assert_eq!(ctx.seq_pos_max(0).unwrap(), Some(255));
 }

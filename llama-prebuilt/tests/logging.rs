@@ -1,9 +1,9 @@
 //! llama.cpp's log reaches the `log` crate (its own test binary: the logger is global).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use llama_prebuilt::{Model, ModelParams, LOG_TARGET};
+use llama_prebuilt::{LOG_TARGET, Model, ModelParams};
 
 struct Capture(Mutex<Vec<(log::Level, String, String)>>);
 
@@ -51,9 +51,10 @@ fn llama_cpp_log_lines_become_log_records() {
         .filter(|(_, target, _)| target == LOG_TARGET)
         .collect();
     assert!(ours.len() > 10, "model loading logs plenty: {}", ours.len());
-    assert!(ours
-        .iter()
-        .all(|(_, _, line)| !line.ends_with('\n') && !line.trim().is_empty()));
+    assert!(
+        ours.iter()
+            .all(|(_, _, line)| !line.ends_with('\n') && !line.trim().is_empty())
+    );
     assert!(
         ours.iter().any(|(_, _, line)| line.contains("llama")),
         "{ours:#?}"

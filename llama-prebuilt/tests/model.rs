@@ -2,14 +2,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{model_bytes, temp_file, tiny_model};
 use llama_prebuilt::gguf::GgufError;
-use llama_prebuilt::{looks_like_gguf, Error, LoadMode, Model, ModelParams, Token, TokenAttrs};
+use llama_prebuilt::{Error, LoadMode, Model, ModelParams, Token, TokenAttrs, looks_like_gguf};
 use llama_prebuilt_test_support::gguf::{
-    self, TinyModelSpec, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB,
+    self, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB, TinyModelSpec,
 };
 
 #[test]
@@ -62,14 +62,18 @@ fn vocabulary() {
     assert!(!model.is_eog(Token(-1)) && !model.is_eog(Token(N_VOCAB as i32)));
     assert!(model.is_control(Token(IM_START_ID)));
     assert!(!model.is_control(Token(65)));
-    assert!(model
-        .token_attrs(Token(BOS_ID))
-        .unwrap()
-        .contains(TokenAttrs::CONTROL));
-    assert!(model
-        .token_attrs(Token(65))
-        .unwrap()
-        .contains(TokenAttrs::NORMAL));
+    assert!(
+        model
+            .token_attrs(Token(BOS_ID))
+            .unwrap()
+            .contains(TokenAttrs::CONTROL)
+    );
+    assert!(
+        model
+            .token_attrs(Token(65))
+            .unwrap()
+            .contains(TokenAttrs::NORMAL)
+    );
     assert_eq!(model.token_text(Token(b' ' as i32)).unwrap(), "Ġ");
     assert_eq!(
         model.token_text(Token(IM_START_ID)).unwrap(),

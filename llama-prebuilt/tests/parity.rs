@@ -89,13 +89,13 @@ fn generate(model: &Model, prompt: &str, n_predict: usize) -> (Vec<Token>, Strin
         .n_threads(THREADS);
     let mut ctx = model.new_context(&params).unwrap();
     let mut sampler = Sampler::chain().greedy();
-    let mut gen = ctx.generate(
+    let mut generator = ctx.generate(
         &tokens,
         &mut sampler,
         GenerateOptions::default().max_tokens(n_predict),
     );
-    let text = gen.collect_text().unwrap();
-    (gen.tokens().to_vec(), text)
+    let text = generator.collect_text().unwrap();
+    (generator.tokens().to_vec(), text)
 }
 
 /// The model's chat template renders one user message exactly like the C reference's.

@@ -20,11 +20,7 @@ fn argmax(logits: &[f32]) -> Token {
         .iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
+            if v > best.1 { (i, v) } else { best }
         });
     Token(i as i32)
 }

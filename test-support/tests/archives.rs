@@ -193,10 +193,11 @@ fn hostile_zip_names_are_written_verbatim() {
 fn bombs_are_cheap_to_make() {
     let e = tar_entries(&tar_gz_many_entries(20_000));
     assert_eq!(e.len(), 20_001);
-    assert!(e
-        .iter()
-        .skip(1)
-        .all(|x| x.0.starts_with("llama-b1/f") && x.4 == 0));
+    assert!(
+        e.iter()
+            .skip(1)
+            .all(|x| x.0.starts_with("llama-b1/f") && x.4 == 0)
+    );
     // Read back a small one fully (inflating is slow in debug builds)...
     let e = tar_entries(&tar_gz_large_entry(2 << 20 | 3));
     assert_eq!(e.len(), 2);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use flate2::read::GzDecoder;
 use llama_prebuilt_test_support::archives::sha256_file;
-use llama_prebuilt_test_support::fixture::{self, Fixture, FIXTURE_TAG};
+use llama_prebuilt_test_support::fixture::{self, FIXTURE_TAG, Fixture};
 use llama_prebuilt_test_support::mirror::Mirror;
 use tar::EntryType;
 
@@ -171,9 +171,10 @@ fn x64_fixture_has_the_release_layout() {
     let mut magic = [0u8; 4];
     lib.read_exact(&mut magic).unwrap();
     assert_eq!(&magic, b"\x7fELF");
-    assert!(f
-        .archive("llama-b10199-fixture-bin-win-cpu-x64.zip")
-        .is_some());
+    assert!(
+        f.archive("llama-b10199-fixture-bin-win-cpu-x64.zip")
+            .is_some()
+    );
     assert_eq!(f.archives.len(), 3);
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use llama_prebuilt_test_support::gguf::{
-    self, TinyModelSpec, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB,
+    self, BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, N_VOCAB, TinyModelSpec,
 };
 use llama_prebuilt_test_support::reference::{self, Output as Run};
 
@@ -217,10 +217,10 @@ fn spec_variants_load_and_run() {
         ),
     ] {
         let path = temp_model(&spec, name);
-        let gen = run(&path, "Hello", 8, &[]);
+        let generator = run(&path, "Hello", 8, &[]);
         let emb = run(&path, "Hello", 0, &["--embed"]);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(gen.generated().len(), 8, "{name}");
+        assert_eq!(generator.generated().len(), 8, "{name}");
         let values: Vec<f32> = emb
             .line("emb")
             .split_whitespace()

@@ -224,10 +224,11 @@ fn release_api_has_githubs_shape() {
     m.set_digest_published(TAG, "llama-b20001-bin-win-cpu-x64.zip", false);
     let r = get(&format!("{}/releases/tags/{TAG}", m.api_base()));
     assert_eq!(r.status, 200);
-    assert!(r
-        .header("content-type")
-        .unwrap()
-        .starts_with("application/json"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let v = r.json();
     assert_eq!(v["tag_name"], TAG);
     assert_eq!(

@@ -2,7 +2,7 @@
 //! large archive, each pinned by its digest.
 
 use llama_prebuilt_test_support::archives::{sha256_file, write_large_tar_gz};
-use llama_prebuilt_test_support::gguf::{write_model, TinyModelSpec};
+use llama_prebuilt_test_support::gguf::{TinyModelSpec, write_model};
 
 #[test]
 fn tiny_model_and_large_archive_are_pinned() {

@@ -265,10 +265,11 @@ fn docs_rs_builds_docs_without_network() {
         ],
     );
     out.assert_ok("DOCS_RS=1 cargo doc");
-    assert!(app
-        .target_dir()
-        .join("doc/llama_prebuilt_sys/index.html")
-        .is_file());
+    assert!(
+        app.target_dir()
+            .join("doc/llama_prebuilt_sys/index.html")
+            .is_file()
+    );
     assert_eq!(world.hits(), hits);
     assert!(
         std::fs::read_dir(cache.path())

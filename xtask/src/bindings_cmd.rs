@@ -47,7 +47,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if stale.is_empty() {
         Ok(())
     } else {
-        Err(format!("committed bindings differ from a fresh run: {}\nhelp: run `cargo xtask bindings` and commit", stale.join(", ")))
+        Err(format!(
+            "committed bindings differ from a fresh run: {}\nhelp: run `cargo xtask bindings` and commit",
+            stale.join(", ")
+        ))
     }
 }
 

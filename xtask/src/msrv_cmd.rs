@@ -103,7 +103,7 @@ fn dependency_offenders(meta: &Value) -> Result<(String, Vec<String>), String> {
         _ => {
             return Err(format!(
                 "msrv: the published crates must all inherit the workspace rust-version; found {versions:?}"
-            ))
+            ));
         }
     };
     let ours = parse_version(&msrv).ok_or_else(|| format!("msrv: bad rust-version {msrv}"))?;

@@ -194,7 +194,10 @@ mod tests {
                     "use used_by_use::Thing;\npub fn f() { used_by_path::x::y(); }\n\
                      // never_used_either: a different name\n",
                 ),
-                ("tests/t.rs", "#[test]\nfn t() { only_in_tests::check!(); }\n"),
+                (
+                    "tests/t.rs",
+                    "#[test]\nfn t() { only_in_tests::check!(); }\n",
+                ),
                 ("build.rs", "fn main() { build_helper::run(); }\n"),
             ],
         );

@@ -11,10 +11,10 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 use tar::{Archive, EntryType};
 
-use super::entry_path::parse_entry_name;
-use super::source::{read_failure, Source};
-use super::tree::Tree;
 use super::ExtractError;
+use super::entry_path::parse_entry_name;
+use super::source::{Source, read_failure};
+use super::tree::Tree;
 
 /// Most bytes of one extension header, or of data carried by a non-file entry.
 const MAX_META: u64 = 1 << 20;
@@ -91,15 +91,15 @@ pub(super) fn extract_targz(archive_path: &Path, tree: &mut Tree<'_>) -> Result<
             entry: name.clone(),
             reason,
         })?;
-        if let Some(pax_size) = ext.pax_size {
-            if pax_size != size {
-                return Err(ExtractError::Corrupt {
-                    detail: format!(
-                        "tar entry `{name}`: its PAX size ({pax_size}) differs from its header \
+        if let Some(pax_size) = ext.pax_size
+            && pax_size != size
+        {
+            return Err(ExtractError::Corrupt {
+                detail: format!(
+                    "tar entry `{name}`: its PAX size ({pax_size}) differs from its header \
                          size ({size})"
-                    ),
-                });
-            }
+                ),
+            });
         }
         let is_file = matches!(entry_type, EntryType::Regular | EntryType::Continuous);
         if !is_file && size > MAX_META {
@@ -150,7 +150,7 @@ pub(super) fn extract_targz(archive_path: &Path, tree: &mut Tree<'_>) -> Result<
                         return Err(ExtractError::UnsafePath {
                             entry: name,
                             reason: "its hard-link target is not a safe path inside the archive",
-                        })
+                        });
                     }
                 };
                 tree.add_hard_link(path, &name, &target)?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::hashing::Sha256;
 
-use super::entry_path::{check_link_target, RelPath, MAX_COMPONENTS};
+use super::entry_path::{MAX_COMPONENTS, RelPath, check_link_target};
 use super::{EntryKind, ExtractError, ExtractedEntry, Limits};
 
 /// How symlinks are put on disk.
@@ -138,7 +138,7 @@ impl<'a> Tree<'a> {
         p
     }
 
-    fn io_err(path: PathBuf) -> impl FnOnce(io::Error) -> ExtractError {
+    fn io_err(path: PathBuf) -> impl FnOnce(io::Error) -> ExtractError + use<> {
         move |source| ExtractError::Io { path, source }
     }
 
@@ -372,13 +372,13 @@ impl<'a> Tree<'a> {
                 return Err(ExtractError::EscapingSymlink {
                     entry: entry.to_owned(),
                     target,
-                })
+                });
             }
             Err(Some(reason)) => {
                 return Err(ExtractError::UnsafePath {
                     entry: entry.to_owned(),
                     reason,
-                })
+                });
             }
         }
         self.prepare_parents(&path, entry)?;
@@ -432,7 +432,7 @@ impl<'a> Tree<'a> {
                         "hard link to `{target}` (a hard link must name a regular file \
                          extracted before it)"
                     ),
-                })
+                });
             }
         };
         let executable = matches!(

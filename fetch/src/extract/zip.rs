@@ -4,13 +4,13 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use ::zip::result::ZipError;
 use ::zip::ZipArchive;
+use ::zip::result::ZipError;
 
-use super::entry_path::{parse_entry_name, MAX_NAME_BYTES};
-use super::source::{read_failure, Source};
-use super::tree::Tree;
 use super::ExtractError;
+use super::entry_path::{MAX_NAME_BYTES, parse_entry_name};
+use super::source::{Source, read_failure};
+use super::tree::Tree;
 
 const S_IFMT: u32 = 0o170_000;
 const S_IFREG: u32 = 0o100_000;
@@ -43,12 +43,12 @@ pub(super) fn extract_zip(archive_path: &Path, tree: &mut Tree<'_>) -> Result<()
                     e,
                     &format!("reading the name of zip entry #{index}"),
                     None,
-                ))
+                ));
             }
             None => {
                 return Err(ExtractError::Corrupt {
                     detail: format!("zip entry #{index} is missing"),
-                })
+                });
             }
         };
         let context = format!("reading zip entry `{name}`");
@@ -128,7 +128,9 @@ fn zip_failure(archive: &Path, err: ZipError, context: &str, entry: Option<&str>
         (ZipError::CompressionMethodNotSupported(method), Some(entry)) => {
             ExtractError::UnsupportedEntry {
                 entry: entry.to_owned(),
-                kind: format!("file compressed with zip method {method} (only deflate and stored are supported)"),
+                kind: format!(
+                    "file compressed with zip method {method} (only deflate and stored are supported)"
+                ),
             }
         }
         (ZipError::UnsupportedArchive(what), Some(entry)) => ExtractError::UnsupportedEntry {

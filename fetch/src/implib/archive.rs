@@ -16,8 +16,8 @@
 //!
 //! Every timestamp is 0, so the output depends only on the DLL.
 
-use super::pe::{DllExports, ExportKind, MACHINE_AMD64, MACHINE_ARM64};
 use super::ImplibError;
+use super::pe::{DllExports, ExportKind, MACHINE_AMD64, MACHINE_ARM64};
 
 const SCN_IDATA_2: u32 = 0xC030_0040; // initialized data, 4-byte aligned, read/write
 const SCN_IDATA_6: u32 = 0xC020_0040; // initialized data, 2-byte aligned, read/write

@@ -251,7 +251,7 @@ pub fn read_exports(image: &[u8]) -> Result<DllExports, ImplibError> {
                 None => {
                     return Err(ImplibError::Malformed(
                         "export address outside every section",
-                    ))
+                    ));
                 }
             }
         };

@@ -35,7 +35,7 @@ pub(crate) fn synthetic_dll_with(
     exports.sort_by(|a, b| a.0.cmp(b.0));
     let n = exports.len() as u32;
     let addresses = n + 1; // one extra, exported by ordinal only
-                           // .rdata layout: directory, address table, name pointers, ordinals, strings.
+    // .rdata layout: directory, address table, name pointers, ordinals, strings.
     let eat = 40;
     let npt = eat + 4 * addresses;
     let ot = npt + 4 * n;
@@ -547,7 +547,7 @@ fn matches_llvm_dlltool_where_installed() {
 /// the same with llvm-dlltool's libraries. There the check falls back to one import per DLL.
 #[test]
 fn gnu_ld_links_against_them_where_installed() {
-    use super::archive::{coff_object, Reloc, SectionSpec, Symbol};
+    use super::archive::{Reloc, SectionSpec, Symbol, coff_object};
     let supported = std::process::Command::new("ld")
         .arg("-V")
         .output()

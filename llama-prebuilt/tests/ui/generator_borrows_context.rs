@@ -1,9 +1,9 @@
 use llama_prebuilt::{Context, GenerateOptions, Sampler, Token};
 
 fn run(ctx: &mut Context<'_>, sampler: &mut Sampler) {
-    let mut gen = ctx.generate(&[Token(1)], sampler, GenerateOptions::default());
+    let mut generation = ctx.generate(&[Token(1)], sampler, GenerateOptions::default());
     ctx.clear_memory();
-    let _ = gen.next();
+    let _ = generation.next();
 }
 
 fn main() {

@@ -65,11 +65,7 @@ fn toml_key(k: &str) -> String {
     let bare = !k.is_empty()
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if bare {
-        k.to_owned()
-    } else {
-        toml_string(k)
-    }
+    if bare { k.to_owned() } else { toml_string(k) }
 }
 
 fn toml_string(s: &str) -> String {

@@ -11,10 +11,10 @@ pub(crate) mod zipfile;
 
 pub use checksums::{checksums_toml, sha256_file, sha256_hex, sha256_reader};
 pub use hostile::{
-    tar_gz_large_entry, tar_gz_many_entries, tar_gz_raw, tar_gz_with_entry_path,
-    tar_gz_with_symlink, zip_with_entry_path, zip_with_symlink, RawEntry,
+    RawEntry, tar_gz_large_entry, tar_gz_many_entries, tar_gz_raw, tar_gz_with_entry_path,
+    tar_gz_with_symlink, zip_with_entry_path, zip_with_symlink,
 };
-pub use large::{write_large_tar_gz, FileDigest};
+pub use large::{FileDigest, write_large_tar_gz};
 pub use release::{
     dummy_contents, linux_tar_gz, linux_zip_era, macos_tar_gz, tag_number, windows_zip,
 };

@@ -7,8 +7,8 @@
 
 use std::io::{self, Read, Write};
 
-use flate2::write::GzEncoder;
 use flate2::Compression;
+use flate2::write::GzEncoder;
 use tar::{EntryType, Header};
 
 /// 2026-01-01T00:00:00Z: a fixed, plausible mtime for every entry.

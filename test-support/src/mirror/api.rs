@@ -6,7 +6,7 @@
 
 use std::io;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::state::ReleaseSnapshot;
 

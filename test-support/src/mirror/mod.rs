@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use state::RequestLog;
-use state::{key, Asset, State};
+use state::{Asset, State, key};
 
 pub(crate) const DOWNLOAD_PATH: &str = "/download";
 pub(crate) const REDIRECT_PATH: &str = "/redirected";

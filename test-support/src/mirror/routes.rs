@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::api;
 use super::http::{self, BodyPlan, Request};
-use super::state::{key, Asset, RequestLog};
-use super::{Fault, Inner, API_PATH, DOWNLOAD_PATH, RAW_PATH, REDIRECT_PATH};
+use super::state::{Asset, RequestLog, key};
+use super::{API_PATH, DOWNLOAD_PATH, Fault, Inner, RAW_PATH, REDIRECT_PATH};
 
 /// How long a connection may sit without sending its request head. Bounds every thread.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +56,7 @@ fn route(req: &Request, out: &mut TcpStream, inner: &Inner) -> io::Result<()> {
                 b"GET or HEAD only\n",
                 false,
                 &[("Allow", "GET, HEAD")],
-            )
+            );
         }
     };
     let path = req.path.as_str();

@@ -22,7 +22,7 @@ use llama_prebuilt_test_support::gguf::tiny_model;
 
 use super::apps::OursFeatures;
 use super::stats::{list, median, secs, time};
-use super::{apps, bench_dir, report, run_ok, Opts};
+use super::{Opts, apps, bench_dir, report, run_ok};
 use crate::world::{self, World};
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {

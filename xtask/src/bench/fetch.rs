@@ -11,7 +11,7 @@ use llama_prebuilt_test_support::mirror::Mirror;
 
 use super::stats::{list, median, secs, time};
 use super::synth::{self, Layout};
-use super::{apps, bench_dir, report, run_ok, target_dir, Opts};
+use super::{Opts, apps, bench_dir, report, run_ok, target_dir};
 use crate::world::World;
 
 const HOST_TRIPLE: &str = "x86_64-unknown-linux-gnu";

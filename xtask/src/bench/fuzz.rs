@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use super::{report, target_dir, Opts};
+use super::{Opts, report, target_dir};
 use crate::world::{self, World};
 
 const TARGETS: &[&str] = &["extract_targz", "extract_zip", "gguf_header"];
@@ -32,10 +32,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
     if !opts.flag("--libfuzzer") {
         driver.arg("--seconds").arg(seconds.to_string());
-        if let Ok(seed) = opts.num::<u64>("--seed", 0) {
-            if seed != 0 {
-                driver.arg("--seed").arg(seed.to_string());
-            }
+        if let Ok(seed) = opts.num::<u64>("--seed", 0)
+            && seed != 0
+        {
+            driver.arg("--seed").arg(seed.to_string());
         }
         let t0 = std::time::Instant::now();
         let out = driver
@@ -117,7 +117,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         &format!(
             "`cargo xtask bench fuzz --libfuzzer --seconds {seconds}` (per target, nightly, AddressSanitizer):\n\n```\n{}\n```\n\ncrashing targets: {}",
             summary.join("\n"),
-            if failed.is_empty() { "none".to_string() } else { failed.join(", ") }
+            if failed.is_empty() {
+                "none".to_string()
+            } else {
+                failed.join(", ")
+            }
         ),
     );
     if failed.is_empty() {

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use llama_prebuilt_test_support::gguf::{cached_model, TinyModelSpec};
+use llama_prebuilt_test_support::gguf::{TinyModelSpec, cached_model};
 
 use super::stats::{list, median};
-use super::{apps, bench_dir, report, run_ok, target_dir, Opts};
+use super::{Opts, apps, bench_dir, report, run_ok, target_dir};
 use crate::world::{self, World};
 
 const N_PROMPT: usize = 512;
@@ -46,7 +46,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         } else {
             [false, true]
         };
-        let mut gen: Vec<Vec<String>> = Vec::new();
+        let mut generator: Vec<Vec<String>> = Vec::new();
         for is_ours in order {
             let mut cmd = if is_ours {
                 let mut c = Command::new(&ours);
@@ -84,7 +84,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             let k = if is_ours { 0 } else { 1 };
             samples[k].push(get("pp_tok_s")?);
             samples[k + 2].push(get("tg_tok_s")?);
-            gen.push(
+            generator.push(
                 String::from_utf8_lossy(&out.stdout)
                     .lines()
                     .filter(|l| l.starts_with("tok "))
@@ -98,7 +98,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 samples[k + 2].last().unwrap()
             );
         }
-        tokens_equal &= gen[0] == gen[1];
+        tokens_equal &= generator[0] == generator[1];
     }
     let [op, rp, og, rg] = samples.each_ref().map(|s| median(s));
     // Ratios within each run pair (ours and the reference ran back to back), so drift of the

@@ -9,7 +9,7 @@ use llama_prebuilt_test_support::mirror::Mirror;
 
 use super::stats::{list, median, secs, time};
 use super::synth::{self, Layout};
-use super::{bench_dir, report, run_ok, target_dir, Opts};
+use super::{Opts, bench_dir, report, run_ok, target_dir};
 use crate::world;
 
 const TAG: &str = "b99002";

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use super::{bench_dir, report, Opts};
+use super::{Opts, bench_dir, report};
 use crate::world::{self, World};
 
 const TEST: &str = "create_drop_cycles_and_generated_tokens_do_not_grow_rss";

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use flate2::write::GzEncoder;
 use flate2::Compression;
+use flate2::write::GzEncoder;
 use llama_prebuilt_test_support::rng::SplitMix64;
 
 /// Which layout to write.
