@@ -12,7 +12,7 @@ use crate::world;
 
 /// Targets with committed bindings: those whose C headers this machine has (the host and the
 /// aarch64 cross sysroot).
-const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+pub(crate) const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let check = match args {
@@ -31,7 +31,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut stale = Vec::new();
     for triple in TARGETS {
         prereqs::ensure_rust_target(triple)?;
-        let fresh = generate(&root, &target_dir, triple)?;
+        let fresh = generate(&root, &target_dir, triple, None)?;
         let committed = root.join("bindings").join(format!("{triple}.rs"));
         if check {
             if std::fs::read(&committed).ok().as_deref() != Some(fresh.as_slice()) {
@@ -54,8 +54,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn generate(root: &Path, target_dir: &Path, triple: &str) -> Result<Vec<u8>, String> {
-    let out = world::cargo()
+/// The bindings the sys crate at `root` generates for `triple`: from its `vendor-headers/`, or
+/// from `include_dir` (`LLAMA_INCLUDE_DIR`; `cargo xtask bump` reads a new tag's headers so).
+pub(crate) fn generate(
+    root: &Path,
+    target_dir: &Path,
+    triple: &str,
+    include_dir: Option<&Path>,
+) -> Result<Vec<u8>, String> {
+    let mut cmd = world::cargo();
+    if let Some(dir) = include_dir {
+        cmd.env("LLAMA_INCLUDE_DIR", dir);
+    } else {
+        cmd.env_remove("LLAMA_INCLUDE_DIR");
+    }
+    let out = cmd
         .current_dir(root)
         .args([
             "build",
@@ -68,7 +81,6 @@ fn generate(root: &Path, target_dir: &Path, triple: &str) -> Result<Vec<u8>, Str
         .env("CARGO_TARGET_DIR", target_dir)
         .env("DOCS_RS", "1")
         .env_remove("LLAMA_PREBUILT_VERSION")
-        .env_remove("LLAMA_INCLUDE_DIR")
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bindings_cmd;
+mod bump_cmd;
 mod demo_cmd;
 mod doc_cmd;
 mod fixture_cmd;
@@ -25,6 +26,10 @@ commands:
                                        `cargo xtask bench` lists them
   bindings [--check]                   regenerate the committed bindings (bindings/<triple>.rs) of
                                        the pinned tag, or check that they are up to date
+  bump <tag|newest> [--allow-breaking] move the pinned llama.cpp tag: checksums from the release
+                                       API, headers, bindings, PINNED_TAG, version; prints the
+                                       API/ABI change report (docs/bumps/<old>-<new>.md) and
+                                       refuses breaking changes without --allow-breaking
   demo [--prompt T] [--model P]        install what is missing, build, fetch the llama.cpp binaries
        [--max-tokens N]                (GitHub, or the local fixture mirror when unreachable) and
                                        stream text from a model (default: a generated tiny one)
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("bindings") => bindings_cmd::run(&args[1..]),
+        Some("bump") => bump_cmd::run(&args[1..]),
         Some("demo") => demo_cmd::run(&args[1..]),
         Some("test") => test_cmd::run(&args[1..]),
         Some("lint") => lint_cmd::run(&args[1..]),
