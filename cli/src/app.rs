@@ -20,6 +20,7 @@ pub fn run() -> ExitCode {
         Command::List(a) => crate::list::run(ctx, a),
         Command::Cache(c) => crate::cache::run(ctx, c),
         Command::Doctor(a) => crate::doctor::run(ctx, a),
+        Command::RpcServer(a) => crate::rpc_server::run(ctx, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,9 @@ pub enum Command {
     Cache(CacheCommand),
     /// Show what a build on this machine would do, and why.
     Doctor(DoctorArgs),
+    /// Run llama.cpp's RPC server (ggml-rpc-server) from the verified release, so another
+    /// machine can use this one's devices. RPC has no authentication or encryption.
+    RpcServer(RpcServerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +125,51 @@ pub struct DoctorArgs {
     /// Rust target triple to diagnose [default: this machine]
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RpcServerArgs {
+    /// Release tag (`b10199`) or `newest` [default: $LLAMA_PREBUILT_VERSION, else the pinned tag]
+    #[arg(long, value_name = "TAG")]
+    pub version: Option<String>,
+
+    /// Backend variant whose devices to serve: cpu, vulkan, cuda-12.4, ... [default:
+    /// $LLAMA_PREBUILT_VARIANT, else cpu]
+    #[arg(long, value_name = "V")]
+    pub variant: Option<String>,
+
+    /// IPv4 address to listen on. RPC has NO authentication and NO encryption: anyone who can
+    /// reach this address can use this machine's devices and memory. Keep the default (this
+    /// machine only) unless the network is one you trust; 0.0.0.0 is every interface.
+    #[arg(long, short = 'H', value_name = "ADDR", default_value = "127.0.0.1")]
+    pub host: std::net::Ipv4Addr,
+
+    /// TCP port to listen on; 0 picks a free one (printed once listening).
+    #[arg(long, short = 'p', value_name = "PORT", default_value_t = 50052)]
+    pub port: u16,
+
+    /// Threads for the CPU device [default: ggml-rpc-server's, half the cores]
+    #[arg(long, short = 't', value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+
+    /// Comma-separated devices to serve (e.g. Vulkan0,Vulkan1) [default: every GPU, else the CPU]
+    #[arg(long, short = 'd', value_name = "LIST")]
+    pub device: Option<String>,
+
+    /// Keep received tensors in ggml-rpc-server's local file cache ($LLAMA_CACHE/rpc, else
+    /// the user cache dir's llama.cpp/rpc), so a client reloading a model sends less.
+    #[arg(long, short = 'c')]
+    pub cache: bool,
+
+    /// Seconds to wait for the server to listen before giving up (device start-up can be slow).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub start_timeout: u64,
+
+    /// Retries after a transient failure when the release has to be downloaded.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
 }
 
 #[cfg(test)]

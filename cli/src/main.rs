@@ -13,6 +13,7 @@ mod error;
 mod list;
 mod output;
 mod progress;
+mod rpc_server;
 mod settings;
 mod verify;
 

@@ -19,4 +19,5 @@ pub mod official;
 pub mod pypi;
 pub mod reference;
 pub mod rng;
+pub mod rpc_hello;
 pub mod test_env;
