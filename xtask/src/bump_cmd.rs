@@ -56,10 +56,9 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         match a.as_str() {
             "--allow-breaking" => allow_breaking = true,
             "--repo" => {
-                repo = Some(PathBuf::from(
-                    it.next()
-                        .ok_or_else(|| format!("bump: --repo needs a directory\n{USAGE}"))?,
-                ))
+                repo = Some(PathBuf::from(it.next().ok_or_else(|| {
+                    format!("bump: --repo needs a directory\n{USAGE}")
+                })?))
             }
             flag if flag.starts_with('-') => {
                 return Err(format!("bump: unknown option `{flag}`\n{USAGE}"));
@@ -68,7 +67,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             extra => return Err(format!("bump: unexpected argument `{extra}`\n{USAGE}")),
         }
     }
-    let tag = tag.ok_or_else(|| format!("bump: which tag? (a `b<digits>` tag or `newest`)\n{USAGE}"))?;
+    let tag =
+        tag.ok_or_else(|| format!("bump: which tag? (a `b<digits>` tag or `newest`)\n{USAGE}"))?;
     Ok(Args {
         tag,
         allow_breaking,
@@ -82,14 +82,19 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let old = pinned_tag(&repo)?;
     let config = Config::from_env();
     if let Some(reason) = &config.offline {
-        return Err(format!("bump: needs the release API, but the network is off ({reason})"));
+        return Err(format!(
+            "bump: needs the release API, but the network is off ({reason})"
+        ));
     }
     let http = Http::new(&config.http, config.github_token.clone());
 
-    let rel = release::resolve(&http, config.api_base(), &args.tag).map_err(|e| format!("bump: {e}"))?;
+    let rel =
+        release::resolve(&http, config.api_base(), &args.tag).map_err(|e| format!("bump: {e}"))?;
     let new = rel.tag.clone();
     if new == old {
-        return Err(format!("bump: {new} is already the pinned tag; nothing to do"));
+        return Err(format!(
+            "bump: {new} is already the pinned tag; nothing to do"
+        ));
     }
     release::check_cpu_assets(&rel).map_err(|e| format!("bump: {e}"))?;
     let assets = release::assets(&rel).map_err(|e| format!("bump: {e}"))?;
@@ -124,8 +129,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         fresh.push((committed, bytes));
     }
     let (target, diff) = &apis[0];
-    let same_on = apis[1..].iter().filter(|(_, d)| d == diff).map(|(t, _)| *t).collect();
-    let differ_on = apis[1..].iter().filter(|(_, d)| d != diff).map(|(t, _)| *t).collect();
+    let same_on = apis[1..]
+        .iter()
+        .filter(|(_, d)| d == diff)
+        .map(|(t, _)| *t)
+        .collect();
+    let differ_on = apis[1..]
+        .iter()
+        .filter(|(_, d)| d != diff)
+        .map(|(t, _)| *t)
+        .collect();
     let breaking = diff.breaking();
     let uses = usage::find(&repo, "llama-prebuilt", &breaking);
     let headers_changed = headers
@@ -151,7 +164,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         assets: &assets,
         declared_in: &declared_in,
     });
-    let report_path = repo.join("docs").join("bumps").join(format!("{old}-{new}.md"));
+    let report_path = repo
+        .join("docs")
+        .join("bumps")
+        .join(format!("{old}-{new}.md"));
     write(&report_path, text.as_bytes())?;
     println!("{text}");
 
@@ -234,7 +250,8 @@ fn apply(
     }
     hashes.sort_by(|a, b| a.1.cmp(&b.1));
     if headers.license {
-        let bytes = std::fs::read(headers.dir.join("LICENSE")).map_err(|e| format!("bump: LICENSE: {e}"))?;
+        let bytes = std::fs::read(headers.dir.join("LICENSE"))
+            .map_err(|e| format!("bump: LICENSE: {e}"))?;
         edits.push((vendor.join("LICENSE"), bytes));
     }
     edits.push((
@@ -259,7 +276,12 @@ fn pinned_tag(repo: &Path) -> Result<String, String> {
                 .strip_suffix("\";")
                 .map(str::to_string)
         })
-        .ok_or_else(|| format!("bump: {} declares no `pub const PINNED_TAG`", path.display()))
+        .ok_or_else(|| {
+            format!(
+                "bump: {} declares no `pub const PINNED_TAG`",
+                path.display()
+            )
+        })
 }
 
 /// The header (by its path in the source) that declares `name`, new headers first.
@@ -272,7 +294,8 @@ fn declared_in(headers: &release::Headers, old_dir: &Path, name: &str) -> Option
             let found = text.match_indices(name).any(|(at, _)| {
                 let before = text[..at].chars().next_back();
                 let after = text[at + name.len()..].chars().next();
-                let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+                let ident =
+                    |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
                 !ident(before) && !ident(after)
             });
             if found {
@@ -317,7 +340,10 @@ mod tests {
             Some(PathBuf::from("/r"))
         );
         let e = args(&[]).unwrap_err();
-        assert!(e.starts_with("bump: which tag?") && e.contains(USAGE), "{e}");
+        assert!(
+            e.starts_with("bump: which tag?") && e.contains(USAGE),
+            "{e}"
+        );
         let e = args(&["b1", "--force"]).unwrap_err();
         assert!(e.starts_with("bump: unknown option `--force`"), "{e}");
         let e = args(&["b1", "b2"]).unwrap_err();

@@ -130,8 +130,10 @@ pub(crate) fn parse(text: &str) -> Result<Api, String> {
                     .insert(s.ident.to_string(), record(false, fields));
             }
             syn::Item::Union(u) => {
-                api.records
-                    .insert(u.ident.to_string(), record(true, u.fields.named.iter().collect()));
+                api.records.insert(
+                    u.ident.to_string(),
+                    record(true, u.fields.named.iter().collect()),
+                );
             }
             syn::Item::Type(t) => {
                 api.aliases.insert(t.ident.to_string(), tidy(&t.ty));
@@ -271,6 +273,8 @@ pub(crate) fn tidy(t: &impl ToTokens) -> String {
         (" ;", ";"),
         ("fn (", "fn("),
         ("- ", "-"),
+        (",)", ")"),
+        (",>", ">"),
     ] {
         s = s.replace(from, to);
     }
@@ -380,7 +384,8 @@ pub(crate) fn diff(old: &Api, new: &Api) -> Diff {
         };
         sorted(a) == sorted(b)
     });
-    let (alias_added, alias_removed, alias_changed) = split(&old.aliases, &new.aliases, |a, b| a == b);
+    let (alias_added, alias_removed, alias_changed) =
+        split(&old.aliases, &new.aliases, |a, b| a == b);
     let (const_added, const_removed, const_changed) =
         split(&old.constants, &new.constants, |a, b| a == b);
     let names = |v: Vec<(String, Record)>| v.into_iter().map(|(k, _)| k).collect();
@@ -433,7 +438,12 @@ fn record_change(name: String, old: Record, new: Record) -> RecordChange {
 }
 
 fn enum_change(name: String, old: &Enum, new: &Enum) -> EnumChange {
-    let find = |e: &Enum, k: &str| e.values.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let find = |e: &Enum, k: &str| {
+        e.values
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let mut added = Vec::new();
     let mut moved = Vec::new();
     for (k, v) in &new.values {
@@ -492,7 +502,11 @@ impl Diff {
             out.push(item("struct removed", n, vec![]));
         }
         for c in &self.rec_changed {
-            let members = c.retyped_or_removed().iter().map(|f| format!(".{f}")).collect();
+            let members = c
+                .retyped_or_removed()
+                .iter()
+                .map(|f| format!(".{f}"))
+                .collect();
             out.push(item("struct layout changed", &c.name, members));
         }
         for n in &self.enum_removed {
@@ -629,7 +643,10 @@ unsafe extern "C" {
     fn diff_names_every_kind_of_change_and_what_breaks() {
         let d = diff(&parse(OLD).unwrap(), &parse(NEW).unwrap());
         assert_eq!(
-            d.fn_added.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            d.fn_added
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
             ["f_new"]
         );
         assert_eq!(d.fn_removed[0].0, "f_gone");
@@ -650,12 +667,19 @@ unsafe extern "C" {
             .collect();
         assert_eq!(
             fields,
-            ["extra: - -> u32 @4", "b: i32 @4 -> i32 @8", "m: mode @8 -> mode @12"]
+            [
+                "extra: - -> u32 @4",
+                "b: i32 @4 -> i32 @8",
+                "m: mode @8 -> mode @12"
+            ]
         );
         assert!(p.retyped_or_removed().is_empty());
         let e = &d.enum_changed[0];
         assert_eq!(e.name, "mode");
-        assert_eq!((e.old_repr.as_str(), e.new_repr.as_str()), ("c_uint", "c_int"));
+        assert_eq!(
+            (e.old_repr.as_str(), e.new_repr.as_str()),
+            ("c_uint", "c_int")
+        );
         assert_eq!(e.added, [("MODE_AUTO".to_string(), "-1".to_string())]);
         assert_eq!(
             e.moved,

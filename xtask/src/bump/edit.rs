@@ -127,9 +127,16 @@ pub(crate) fn lock(text: &str, old: &str, new: &str) -> Option<String> {
 /// `vendor-headers/ORIGIN.md` for headers fetched by `bump`. `sums` = `(sha256, file name)` of
 /// every header, sorted by name.
 pub(crate) fn origin(tag: &str, old: &str, headers: &Headers, sums: &[(String, String)]) -> String {
-    let paths: Vec<String> = headers.files.iter().map(|(p, _)| format!("`{p}`")).collect();
+    let paths: Vec<String> = headers
+        .files
+        .iter()
+        .map(|(p, _)| format!("`{p}`"))
+        .collect();
     let license = if headers.license {
-        format!("llama.cpp's own LICENSE file of that tree, downloaded with the headers from `{}/LICENSE`", headers.source)
+        format!(
+            "llama.cpp's own LICENSE file of that tree, downloaded with the headers from `{}/LICENSE`",
+            headers.source
+        )
     } else {
         format!("llama.cpp's LICENSE file as vendored with {old} (the source did not serve one)")
     };
@@ -175,12 +182,20 @@ mod tests {
         );
         assert_eq!(
             once,
-            format!("# The trust anchor.\n# Format: ...\n\n{table}\n[b10199]\n\"a\" = {{ sha256 = \"1\" }}\n\n[b6089]\n\"b\" = {{ sha256 = \"2\" }}\n")
+            format!(
+                "# The trust anchor.\n# Format: ...\n\n{table}\n[b10199]\n\"a\" = {{ sha256 = \"1\" }}\n\n[b6089]\n\"b\" = {{ sha256 = \"2\" }}\n"
+            )
         );
         let twice = checksums(&once, "b10605", &[entry("x"), entry("y")]);
         assert_eq!(twice, once, "idempotent");
         let parsed = llama_prebuilt_fetch::checksums::Checksums::parse(
-            &checksums(SUMS.replace("\"1\"", &format!("\"{}\"", "cd".repeat(32))).replace("\"2\"", &format!("\"{}\"", "ef".repeat(32))).as_str(), "b10605", &[entry("x")]),
+            &checksums(
+                SUMS.replace("\"1\"", &format!("\"{}\"", "cd".repeat(32)))
+                    .replace("\"2\"", &format!("\"{}\"", "ef".repeat(32)))
+                    .as_str(),
+                "b10605",
+                &[entry("x")],
+            ),
             std::path::Path::new("t"),
         )
         .unwrap();
@@ -192,10 +207,24 @@ mod tests {
     fn pin_sites_and_the_lock_move_or_say_they_are_missing() {
         let site = &PIN_SITES[0];
         assert_eq!(
-            pin("x\npub const PINNED_TAG: &str = \"b10199\";\n", site, "b10199", "b10605").unwrap(),
+            pin(
+                "x\npub const PINNED_TAG: &str = \"b10199\";\n",
+                site,
+                "b10199",
+                "b10605"
+            )
+            .unwrap(),
             "x\npub const PINNED_TAG: &str = \"b10605\";\n"
         );
-        assert!(pin("pub const PINNED_TAG: &str = \"b1\";", site, "b10199", "b10605").is_none());
+        assert!(
+            pin(
+                "pub const PINNED_TAG: &str = \"b1\";",
+                site,
+                "b10199",
+                "b10605"
+            )
+            .is_none()
+        );
         let cargo = &PIN_SITES[1];
         assert_eq!(
             pin("version = \"0.1.0+b10199\"\n", cargo, "b10199", "b10605").unwrap(),

@@ -19,7 +19,11 @@ pub(crate) fn resolve(http: &Http, api_base: &str, spec: &str) -> Result<Release
         return release::newest_build_release(http, api_base, NEWEST_PAGES, |r| {
             missing_cpu(r).is_empty()
         })
-        .map_err(|e| format!("cannot find the newest release with CPU assets for every supported target: {e}"));
+        .map_err(|e| {
+            format!(
+                "cannot find the newest release with CPU assets for every supported target: {e}"
+            )
+        });
     }
     if asset::official_build_number(spec).is_none() {
         return Err(format!(
@@ -139,7 +143,9 @@ pub(crate) fn used_by(tag: &str, name: &str) -> Vec<(&'static str, String)> {
     PLATFORMS
         .iter()
         .filter_map(|p| {
-            let rest = middle.strip_prefix(p.asset_os)?.strip_suffix(p.asset_arch)?;
+            let rest = middle
+                .strip_prefix(p.asset_os)?
+                .strip_suffix(p.asset_arch)?;
             let infix = match rest {
                 "-" => "",
                 r => r.strip_prefix('-')?.strip_suffix('-')?,
@@ -172,7 +178,12 @@ pub(crate) struct Headers {
 
 /// Downloads `tag`'s headers (and its LICENSE, if the source serves it) from `base` (the
 /// raw.githubusercontent.com layout: `<base>/<tag>/<path>`; `file://` works too) into `dir`.
-pub(crate) fn fetch_headers(http: &Http, base: &str, tag: &str, dir: &Path) -> Result<Headers, String> {
+pub(crate) fn fetch_headers(
+    http: &Http,
+    base: &str,
+    tag: &str,
+    dir: &Path,
+) -> Result<Headers, String> {
     let mut files = Vec::new();
     for path in vendored_paths() {
         let name = path.rsplit('/').next().unwrap_or(path).to_string();
@@ -235,7 +246,10 @@ mod tests {
     fn the_table_decides_what_is_recorded() {
         let t = "b10605";
         let users = |n: &str| used_by(t, n);
-        assert_eq!(users("llama-b10605-bin-ubuntu-x64.tar.gz"), [("linux-x64", "cpu".to_string())]);
+        assert_eq!(
+            users("llama-b10605-bin-ubuntu-x64.tar.gz"),
+            [("linux-x64", "cpu".to_string())]
+        );
         assert_eq!(
             users("llama-b10605-bin-win-cuda-12.4-x64.zip"),
             [("windows-x64", "cuda-12.4".to_string())]
@@ -246,7 +260,10 @@ mod tests {
         );
         assert!(users("llama-b10605-xcframework.zip").is_empty());
         assert!(users("llama-b10605-bin-macos-vulkan-arm64.tar.gz").is_empty());
-        assert!(users("llama-b10604-bin-ubuntu-x64.tar.gz").is_empty(), "another tag");
+        assert!(
+            users("llama-b10604-bin-ubuntu-x64.tar.gz").is_empty(),
+            "another tag"
+        );
     }
 
     #[test]
@@ -263,9 +280,22 @@ mod tests {
             ],
         );
         let err = check_cpu_assets(&r).unwrap_err();
-        assert!(err.starts_with("b10605 lacks a CPU asset for 2 supported target(s)"), "{err}");
-        assert!(err.contains("linux-s390x (s390x-unknown-linux-gnu): no llama-b10605-bin-ubuntu-s390x.tar.gz"), "{err}");
-        assert!(err.contains("windows-arm64 (aarch64-pc-windows-msvc): no llama-b10605-bin-win-cpu-arm64.zip"), "{err}");
+        assert!(
+            err.starts_with("b10605 lacks a CPU asset for 2 supported target(s)"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "linux-s390x (s390x-unknown-linux-gnu): no llama-b10605-bin-ubuntu-s390x.tar.gz"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "windows-arm64 (aarch64-pc-windows-msvc): no llama-b10605-bin-win-cpu-arm64.zip"
+            ),
+            "{err}"
+        );
         let a = assets(&r).unwrap();
         assert_eq!(a.recorded.len(), 6);
     }
@@ -274,7 +304,11 @@ mod tests {
     fn a_cpu_asset_without_digest_is_refused_other_variants_are_skipped() {
         let mut r = rel(
             "b10605",
-            &["llama-b10605-bin-ubuntu-x64.tar.gz", "llama-b10605-bin-ubuntu-vulkan-x64.tar.gz", "notes.txt"],
+            &[
+                "llama-b10605-bin-ubuntu-x64.tar.gz",
+                "llama-b10605-bin-ubuntu-vulkan-x64.tar.gz",
+                "notes.txt",
+            ],
         );
         r.assets[1].digest = None;
         let a = assets(&r).unwrap();
@@ -283,6 +317,11 @@ mod tests {
         assert_eq!(a.ignored, ["notes.txt"]);
         r.assets[0].digest = None;
         let err = assets(&r).unwrap_err();
-        assert!(err.contains("no digest for 1 CPU asset(s) of b10605: llama-b10605-bin-ubuntu-x64.tar.gz"), "{err}");
+        assert!(
+            err.contains(
+                "no digest for 1 CPU asset(s) of b10605: llama-b10605-bin-ubuntu-x64.tar.gz"
+            ),
+            "{err}"
+        );
     }
 }

@@ -64,7 +64,11 @@ pub(crate) fn render(i: &Input) -> String {
         let _ = writeln!(
             s,
             "**No breaking change**: nothing was removed or changed{}.\n",
-            if d.is_empty() { ", nothing added" } else { "; only additions" }
+            if d.is_empty() {
+                ", nothing added"
+            } else {
+                "; only additions"
+            }
         );
     } else {
         let _ = writeln!(
@@ -97,7 +101,11 @@ pub(crate) fn render(i: &Input) -> String {
         format!("`{n}`: `{}`{}", f.render(), decl(i, n))
     });
     list(&mut s, "Removed", &d.fn_removed, |(n, f)| {
-        format!("`{n}`: `{}`{}", f.render(), uses_of(i, "function removed", n))
+        format!(
+            "`{n}`: `{}`{}",
+            f.render(),
+            uses_of(i, "function removed", n)
+        )
     });
     list(&mut s, "Changed signature", &d.fn_changed, |(n, o, nw)| {
         format!(
@@ -105,8 +113,7 @@ pub(crate) fn render(i: &Input) -> String {
             decl(i, n),
             o.render(),
             nw.render(),
-            uses_of(i, "function changed", n)
-                .replacen(" — used", "\n  - used", 1)
+            uses_of(i, "function changed", n).replacen(" — used", "\n  - used", 1)
         )
     });
 
@@ -129,7 +136,10 @@ pub(crate) fn render(i: &Input) -> String {
                 opt(c.new.align)
             );
             s.push_str("| field | before | after |\n|---|---|---|\n");
-            let cell = |f: &Option<Field>| f.as_ref().map_or("—".to_string(), |f| format!("`{}`", f.render()));
+            let cell = |f: &Option<Field>| {
+                f.as_ref()
+                    .map_or("—".to_string(), |f| format!("`{}`", f.render()))
+            };
             for (name, o, n) in &c.fields {
                 let _ = writeln!(s, "| `{name}` | {} | {} |", cell(o), cell(n));
             }
@@ -140,7 +150,10 @@ pub(crate) fn render(i: &Input) -> String {
                 if u.is_empty() {
                     "Not used by the safe crate.".to_string()
                 } else {
-                    format!("Used by the safe crate:{}", u.trim_start_matches(" — used by the safe crate:"))
+                    format!(
+                        "Used by the safe crate:{}",
+                        u.trim_start_matches(" — used by the safe crate:")
+                    )
                 }
             );
         }
@@ -174,20 +187,27 @@ pub(crate) fn render(i: &Input) -> String {
     });
 
     s.push_str("## Types and constants\n\n");
-    list(&mut s, "Types added", &d.alias_added, |(n, t)| format!("`{n}` = `{t}`"));
+    list(&mut s, "Types added", &d.alias_added, |(n, t)| {
+        format!("`{n}` = `{t}`")
+    });
     list(&mut s, "Types removed", &d.alias_removed, |(n, t)| {
         format!("`{n}` = `{t}`{}", uses_of(i, "type removed", n))
     });
     list(&mut s, "Types changed", &d.alias_changed, |(n, o, nw)| {
         format!("`{n}`: `{o}` → `{nw}`{}", uses_of(i, "type changed", n))
     });
-    list(&mut s, "Constants added", &d.const_added, |(n, v)| format!("`{n}`: `{v}`"));
+    list(&mut s, "Constants added", &d.const_added, |(n, v)| {
+        format!("`{n}`: `{v}`")
+    });
     list(&mut s, "Constants removed", &d.const_removed, |(n, v)| {
         format!("`{n}`: `{v}`{}", uses_of(i, "constant removed", n))
     });
-    list(&mut s, "Constants changed", &d.const_changed, |(n, o, nw)| {
-        format!("`{n}`: `{o}` → `{nw}`{}", uses_of(i, "constant changed", n))
-    });
+    list(
+        &mut s,
+        "Constants changed",
+        &d.const_changed,
+        |(n, o, nw)| format!("`{n}`: `{o}` → `{nw}`{}", uses_of(i, "constant changed", n)),
+    );
 
     s.push_str("## Release assets\n\n");
     let _ = writeln!(
@@ -220,6 +240,17 @@ pub(crate) fn render(i: &Input) -> String {
     s
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uses_are_grouped_by_file() {
+        let lines: Vec<String> = ["a.rs:1", "a.rs:5", "src/b.rs:2"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(super::grouped(&lines), "a.rs:1,5; src/b.rs:2");
+    }
+}
+
 fn opt(v: Option<u64>) -> String {
     v.map_or("?".into(), |v| v.to_string())
 }
@@ -231,16 +262,32 @@ fn decl(i: &Input, name: &str) -> String {
 fn uses_of(i: &Input, kind: &str, name: &str) -> String {
     let key = format!("{kind} {name}");
     match i.uses.get(&key) {
-        Some(lines) => format!(" — used by the safe crate: {}", lines.join(", ")),
+        Some(lines) => format!(" — used by the safe crate: {}", grouped(lines)),
         None => String::new(),
     }
 }
 
 fn uses_suffix(i: &Input, b: &Breaking) -> String {
     match i.uses.get(&usage::key(b)) {
-        Some(lines) => format!(": {}", lines.join(", ")),
+        Some(lines) => format!(": {}", grouped(lines)),
         None => " (not used by the safe crate)".into(),
     }
+}
+
+/// `a.rs:1, a.rs:5, b.rs:2` as `a.rs:1,5; b.rs:2` (the lines arrive sorted by file).
+pub(crate) fn grouped(lines: &[String]) -> String {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for l in lines {
+        let (file, line) = l.rsplit_once(':').unwrap_or((l.as_str(), ""));
+        match out.last_mut() {
+            Some((f, ls)) if f == file => ls.push(line.to_string()),
+            _ => out.push((file.to_string(), vec![line.to_string()])),
+        }
+    }
+    out.iter()
+        .map(|(f, ls)| format!("{f}:{}", ls.join(",")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn list<T>(s: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> String) {

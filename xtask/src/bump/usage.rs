@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use super::api::Breaking;
 
 /// `file:line` references per breaking item (`kind name` as key), relative to `repo`.
-pub(crate) fn find(repo: &Path, crate_dir: &str, items: &[Breaking]) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn find(
+    repo: &Path,
+    crate_dir: &str,
+    items: &[Breaking],
+) -> BTreeMap<String, Vec<String>> {
     let mut files = Vec::new();
     collect(&repo.join(crate_dir), &mut files);
     files.sort();
@@ -65,7 +69,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
-            if !name.starts_with("target") && !name.starts_with('.') {
+            if name != "target" && !name.starts_with('.') {
                 collect(&path, out);
             }
         } else if name.ends_with(".rs") {
