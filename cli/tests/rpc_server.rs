@@ -230,7 +230,38 @@ fn json_prints_the_loopback_endpoint_once_listening_and_a_client_gets_hello() {
         !stderr.contains("warning"),
         "no warning for loopback:\n{stderr}"
     );
+    assert!(
+        stderr.contains(": downloading") && stderr.contains("matches checksums file"),
+        "not cached yet: fetched and verified first:\n{stderr}"
+    );
     assert_ends(server);
+}
+
+#[test]
+fn a_tampered_server_in_the_cache_is_repaired_before_it_runs() {
+    let env = fixture_env();
+    let mut cli = Cli::start(&env, &["--json"], &[]);
+    let j = json_line(&cli.first_line());
+    cli.signal(libc::SIGTERM);
+    cli.finish();
+    let binary = Path::new(j["binary"].as_str().unwrap());
+    std::fs::write(binary, "#!/bin/sh\necho TAMPERED >&2\nexit 7\n").unwrap();
+
+    let mut cli = Cli::start(&env, &["--json"], &[]);
+    let j = json_line(&cli.first_line());
+    let port = j["port"].as_u64().unwrap() as u16;
+    assert_eq!(
+        hello(loopback(port), Duration::from_secs(10))
+            .unwrap()
+            .major,
+        5
+    );
+    cli.signal(libc::SIGTERM);
+    let (_, stderr) = cli.finish();
+    assert!(
+        stderr.contains("repairing the cache entry") && !stderr.contains("TAMPERED"),
+        "{stderr}"
+    );
 }
 
 #[test]
