@@ -9,7 +9,7 @@
 //! 3. The tag's headers are fetched from its source tree (`LLAMA_PREBUILT_HEADERS_URL`) into a
 //!    staging dir, and the sys crate's own build script generates the bindings from them for
 //!    every target with committed bindings (what `cargo xtask bindings` runs).
-//! 4. The report (see [`bump::report`]) compares the committed bindings with the new ones,
+//! 4. The report (module `report`) compares the committed bindings with the new ones,
 //!    names where the safe crate uses what was removed or changed, is printed and written to
 //!    `docs/bumps/<old>-<new>.md`.
 //! 5. A breaking change stops here (exit 1) unless `--allow-breaking`: only the report is

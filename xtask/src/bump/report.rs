@@ -240,17 +240,6 @@ pub(crate) fn render(i: &Input) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uses_are_grouped_by_file() {
-        let lines: Vec<String> = ["a.rs:1", "a.rs:5", "src/b.rs:2"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(super::grouped(&lines), "a.rs:1,5; src/b.rs:2");
-    }
-}
-
 fn opt(v: Option<u64>) -> String {
     v.map_or("?".into(), |v| v.to_string())
 }
@@ -299,4 +288,15 @@ fn list<T>(s: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> String
         let _ = writeln!(s, "- {}", line(item));
     }
     s.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uses_are_grouped_by_file() {
+        let lines: Vec<String> = ["a.rs:1", "a.rs:5", "src/b.rs:2"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(super::grouped(&lines), "a.rs:1,5; src/b.rs:2");
+    }
 }
