@@ -39,6 +39,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run llama.cpp's RPC server (ggml-rpc-server) from the verified release, so another
     /// machine can use this one's devices. RPC has no authentication or encryption.
+    ///
+    /// The release is downloaded and verified first if it is not cached. With --json, one JSON
+    /// line with the endpoint is printed once the server listens. The server stops with this
+    /// command.
     RpcServer(RpcServerArgs),
 }
 
@@ -198,6 +202,22 @@ mod tests {
         };
         assert_eq!(d.platforms, ["linux-x64", "macos-arm64"]);
         assert_eq!(d.jobs, 4);
+    }
+
+    #[test]
+    fn rpc_server_listens_on_loopback_unless_told() {
+        let cli = Cli::try_parse_from(["llama-prebuilt", "rpc-server"]).unwrap();
+        let Command::RpcServer(r) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.host, std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(r.port, 50052);
+        assert_eq!((r.threads, r.device, r.cache), (None, None, false));
+        assert!(
+            Cli::try_parse_from(["llama-prebuilt", "rpc-server", "-H", "0.0.0.0", "-t", "0"])
+                .is_err(),
+            "at least one thread"
+        );
     }
 
     #[test]

@@ -500,7 +500,7 @@ fn a_server_that_never_listens_is_stopped_after_the_start_timeout() {
 }
 
 #[test]
-fn bad_ports_and_hosts_are_clear_errors() {
+fn bad_ports_hosts_and_counts_are_clear_errors() {
     let env = Env::new();
     for port in ["70000", "-1", "http"] {
         let run = env.run(&["rpc-server", &format!("--port={port}")]);
@@ -508,6 +508,20 @@ fn bad_ports_and_hosts_are_clear_errors() {
         assert!(
             run.stderr
                 .contains(&format!("invalid value '{port}' for '--port <PORT>'")),
+            "{run}"
+        );
+    }
+    for (flag, value, range) in [
+        ("--threads <N>", "0", "1..=4096"),
+        ("--start-timeout <SECS>", "0", "1..=3600"),
+    ] {
+        let name = flag.split(' ').next().unwrap();
+        let run = env.run(&["rpc-server", name, value]);
+        assert_eq!(run.code, Some(2), "{run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "invalid value '{value}' for '{flag}': {value} is not in {range}"
+            )),
             "{run}"
         );
     }
