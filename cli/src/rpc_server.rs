@@ -124,10 +124,10 @@ pub fn run(ctx: Ctx, args: &RpcServerArgs) -> CmdResult {
     };
     let endpoint = format!("{}:{port}", args.host);
 
-    let connect_host = if args.host.is_unspecified() {
-        Ipv4Addr::LOCALHOST
+    let connect = if args.host.is_unspecified() {
+        format!("<an address of this machine>:{port} (127.0.0.1:{port} from here)")
     } else {
-        args.host
+        endpoint.clone()
     };
     if ctx.json {
         let doc = Listening {
@@ -151,7 +151,7 @@ pub fn run(ctx: Ctx, args: &RpcServerArgs) -> CmdResult {
     } else {
         output::write(&format!(
             "{TOOL} of llama.cpp {tag} ({variant}) is listening on {endpoint}\n  \
-             clients connect with: --rpc {connect_host}:{port}\n  \
+             clients connect with: --rpc {connect}\n  \
              binary: {}\n\
              It serves one client at a time; Ctrl-C stops it.\n",
             binary.display()

@@ -282,6 +282,10 @@ fn text_mode_names_the_endpoint_passes_cache_through_and_sigkill_leaves_no_serve
         .unwrap_or_else(|| panic!("{line}"))
         .parse()
         .unwrap();
+    assert_eq!(
+        cli.first_line(),
+        format!("  clients connect with: --rpc 127.0.0.1:{port}\n")
+    );
     hello(loopback(port), Duration::from_secs(10)).expect("HELLO answered");
     assert!(
         llama_cache.join("rpc").is_dir(),
