@@ -229,6 +229,16 @@ pub enum Error {
     /// A sampler built for one model was used with a context of another.
     #[error("the sampler was built for a different model than the context's")]
     ModelMismatch,
+    /// The model's vocabulary is empty, so there is no candidate token to sample (llama.cpp
+    /// would abort the process in most sampling steps).
+    #[error("the model's vocabulary is empty: there is no token to sample")]
+    EmptyVocabulary,
+    /// [`Sampler::infill`](crate::Sampler::infill) was given a model it cannot work with.
+    #[error("the infill sampler cannot be used with this model: {reason}")]
+    InfillUnsupported {
+        /// What the model lacks, and what works instead.
+        reason: String,
+    },
 
     // ---- chat and state --------------------------------------------------------------------
     /// llama.cpp does not recognise the chat template.

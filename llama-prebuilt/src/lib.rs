@@ -12,8 +12,9 @@
 //! - [`Context`] (`Send`, not `Sync`, borrows the model): [`Context::decode`] a validated
 //!   [`Batch`], read [`Context::logits`] or embeddings ([`Context::embeddings_seq`],
 //!   [`Context::embeddings_ith`]), manage the memory and save/restore the state.
-//! - [`Sampler`]: chains of greedy, dist, top-k, top-p, min-p, temperature, penalties, logit
-//!   bias and GBNF grammar steps that sample *and* accept.
+//! - [`Sampler`]: chains of greedy, dist, top-k, top-p, min-p, typical, temperature (fixed
+//!   and dynamic), top-nσ, XTC, mirostat (1 and 2), penalties, DRY, logit bias, infill and
+//!   GBNF grammar steps that sample *and* accept.
 //! - [`Generator`]: a streaming iterator of UTF-8 text chunks that stops at end-of-generation
 //!   tokens, stop strings and a token limit, and can be cancelled from another thread.
 //!
@@ -69,7 +70,7 @@ pub use generate::{GenerateOptions, Generator, StopReason};
 pub use gguf::looks_like_gguf;
 pub use logging::LOG_TARGET;
 pub use model::{GpuLayers, LoadMode, Model, ModelParams, ProgressCallback};
-pub use sampler::{Penalties, Sampler};
+pub use sampler::{Dry, Penalties, Sampler};
 pub use token::{Token, TokenAttrs};
 
 /// The README's example, compiled as a doctest so the documentation cannot rot.

@@ -36,16 +36,85 @@ impl Default for Penalties {
     }
 }
 
+/// DRY ("don't repeat yourself") parameters: a penalty on tokens that would extend a
+/// sequence already present in the recent history, growing exponentially with the length of
+/// the repeat. Unlike [`Penalties`] it leaves single repeated words alone and goes after
+/// repeated *phrases* (loops), at the cost of a scan of the history per token and a pass over
+/// the vocabulary when the step is built (for the sequence breakers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dry {
+    /// Scale of the penalty: finite, 0.0 or more (0.0 disables the step).
+    pub multiplier: f32,
+    /// Growth of the penalty per repeated token beyond `allowed_length`: the penalty is
+    /// `multiplier * base^(repeat_length - allowed_length)`. Finite, 1.0 or more.
+    pub base: f32,
+    /// Repeats up to this many tokens long are never penalised.
+    pub allowed_length: u32,
+    /// How many of the last tokens are scanned: 0 disables the step, -1 means the model's
+    /// training context; at most the training context (DRY never looks further back).
+    pub penalty_last_n: i32,
+    /// Text that ends a repeat: a repeat never extends across one of these (e.g. a newline,
+    /// so that lists and code lines may start alike). Each 1 to 40 bytes, no NUL byte; each
+    /// costs one pass over the vocabulary when the step is built.
+    pub sequence_breakers: Vec<String>,
+}
+
+impl Default for Dry {
+    /// The settings the DRY author recommends (multiplier 0.8, base 1.75, allowed length 2,
+    /// the whole training context, breakers newline, `:`, `"` and `*`). llama.cpp's own tools
+    /// default to a multiplier of 0.0, i.e. DRY off; adding the step is what turns it on here.
+    fn default() -> Self {
+        Dry {
+            multiplier: 0.8,
+            base: 1.75,
+            allowed_length: 2,
+            penalty_last_n: -1,
+            sequence_breakers: ["\n", ":", "\"", "*"].map(String::from).to_vec(),
+        }
+    }
+}
+
+/// Longest DRY sequence breaker llama.cpp uses whole (it truncates longer ones, possibly
+/// inside a UTF-8 character).
+const DRY_MAX_BREAKER_BYTES: usize = 40;
+
+/// Largest DRY window: llama.cpp allocates two buffers of this many entries when the step is
+/// built, and a failed allocation would abort the process.
+const DRY_MAX_WINDOW: u32 = 1 << 24;
+
+/// Pieces longer than this make llama.cpp's infill sampler abort (it resizes its 512-byte
+/// buffers by the negative length).
+const INFILL_MAX_PIECE_BYTES: i32 = 512;
+
+/// `Ok` if `ok`, else [`Error::InvalidParam`] naming the value and what works.
+fn check(name: &'static str, value: impl fmt::Display, ok: bool, works: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::param(name, format!("is {value}, must be {works}")))
+    }
+}
+
 /// A chain of samplers. Build it step by step, ending with a step that selects the token
-/// ([`Sampler::greedy`] or [`Sampler::dist`]); [`Sampler::sample`] runs the chain over a
-/// context's logits and *accepts* the chosen token (updating penalties, grammar state).
+/// ([`Sampler::greedy`], [`Sampler::dist`], [`Sampler::mirostat`] or
+/// [`Sampler::mirostat_v2`]); [`Sampler::sample`] runs the chain over a context's logits and
+/// *accepts* the chosen token (updating penalties, DRY history, grammar state).
+///
+/// Parameters are checked when a step is added: a value llama.cpp would abort on, or silently
+/// misread, is an [`Error::InvalidParam`] that says which values work.
 ///
 /// ```
-/// # use llama_prebuilt::{Model, ModelParams, Sampler};
+/// # use llama_prebuilt::{Dry, Model, ModelParams, Sampler};
 /// # let path = llama_prebuilt_test_support::gguf::tiny_model();
 /// # let model = Model::load(&path, &ModelParams::default())?;
 /// let creative = Sampler::chain().top_k(40).top_p(0.95, 1).temperature(0.8).dist(42);
 /// let deterministic = Sampler::chain().greedy();
+/// let loop_free = Sampler::chain()
+///     .dry(&model, &Dry::default())?
+///     .top_k(40)
+///     .xtc(0.5, 0.1, 1, 42)?
+///     .dist(42);
+/// let steady_surprise = Sampler::chain().temperature(0.8).mirostat_v2(5.0, 0.1, 42)?;
 /// let yes_no = Sampler::chain()
 ///     .grammar(&model, r#"root ::= "yes" | "no""#, "root")?
 ///     .greedy();
@@ -248,6 +317,333 @@ impl Sampler {
         Ok(self.push("grammar", step))
     }
 
+    /// Locally typical sampling: keeps the tokens whose surprise (`-log p`) is closest to the
+    /// distribution's entropy, adding them until their probabilities sum past `p` (at least
+    /// `min_keep` tokens). Cuts the dull most-likely tokens as well as the unlikely tail, so
+    /// text repeats less than with top-p, at the price of sometimes skipping the obvious
+    /// continuation; sorts the candidates, so put it after top-k on large vocabularies.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] unless `p` is in 0.0..=1.0 (1.0 keeps every token).
+    pub fn typical(self, p: f32, min_keep: usize) -> Result<Self> {
+        check(
+            "typical.p",
+            p,
+            (0.0..=1.0).contains(&p),
+            "in 0.0..=1.0 (1.0 keeps every token)",
+        )?;
+        // SAFETY: allocates a new step.
+        let step = unsafe { sys::llama_sampler_init_typical(p, min_keep) };
+        Ok(self.push("typical", step))
+    }
+
+    /// Dynamic temperature ("entropy sampling", llama.cpp's `temp_ext`): the temperature
+    /// moves within `temp ± delta` with the normalised entropy of the candidates raised to
+    /// `exponent` — hotter where the model is unsure, cooler where it is confident. Gives
+    /// variety without derailing confident steps, for a softmax over the candidates per
+    /// token. `delta = 0` is plain [`Sampler::temperature`].
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] unless `temp` is finite, `delta` finite and 0.0 or more,
+    /// `exponent` finite and 0.0 or more (1.0 maps entropy linearly).
+    pub fn dynamic_temperature(self, temp: f32, delta: f32, exponent: f32) -> Result<Self> {
+        check(
+            "dynamic_temperature.temp",
+            temp,
+            temp.is_finite(),
+            "finite (0.0 or less keeps only the most likely token)",
+        )?;
+        check(
+            "dynamic_temperature.delta",
+            delta,
+            delta.is_finite() && delta >= 0.0,
+            "finite and 0.0 or more (0.0 is a fixed temperature)",
+        )?;
+        check(
+            "dynamic_temperature.exponent",
+            exponent,
+            exponent.is_finite() && exponent >= 0.0,
+            "finite and 0.0 or more (1.0 maps entropy to temperature linearly)",
+        )?;
+        // SAFETY: allocates a new step.
+        let step = unsafe { sys::llama_sampler_init_temp_ext(temp, delta, exponent) };
+        Ok(self.push("temp-ext", step))
+    }
+
+    /// XTC ("exclude top choices"): with chance `probability` per token, removes every
+    /// candidate at least `threshold` likely except the least likely of them, as long as
+    /// `min_keep` candidates remain. Breaks clichés and raises creativity, at the cost of
+    /// coherence on tokens with one right answer; its own random generator is seeded with
+    /// `seed` ([`Sampler::RANDOM_SEED`] for a random seed). Needs a selecting step after it.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] unless `probability` is in 0.0..=1.0 and `threshold` in
+    /// 0.0..=0.5 (above 0.5 no two tokens can both pass it, so nothing would ever be removed).
+    pub fn xtc(self, probability: f32, threshold: f32, min_keep: usize, seed: u32) -> Result<Self> {
+        check(
+            "xtc.probability",
+            probability,
+            (0.0..=1.0).contains(&probability),
+            "in 0.0..=1.0",
+        )?;
+        check(
+            "xtc.threshold",
+            threshold,
+            (0.0..=0.5).contains(&threshold),
+            "in 0.0..=0.5 (above 0.5 XTC never removes anything)",
+        )?;
+        // SAFETY: allocates a new step.
+        let step = unsafe { sys::llama_sampler_init_xtc(probability, threshold, min_keep, seed) };
+        Ok(self.push("xtc", step))
+    }
+
+    /// Top-nσ: keeps the tokens whose logit is within `n` standard deviations of the largest
+    /// one. Works on raw logits, so the kept set does not depend on the temperature (put it
+    /// before [`Sampler::temperature`] to sample hot without the incoherent tail); cheap,
+    /// two passes, no sort.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] unless `n` is finite and greater than 0.0 (1.0 is the
+    /// paper's choice).
+    pub fn top_n_sigma(self, n: f32) -> Result<Self> {
+        check(
+            "top_n_sigma.n",
+            n,
+            n.is_finite() && n > 0.0,
+            "finite and greater than 0.0",
+        )?;
+        // SAFETY: allocates a new step.
+        let step = unsafe { sys::llama_sampler_init_top_n_sigma(n) };
+        Ok(self.push("top-n-sigma", step))
+    }
+
+    /// Mirostat 1.0: selects the token (ends the chain) with a top-k whose `k` is re-estimated
+    /// each token from the top `m` probabilities (Zipf exponent), steering the text's surprise
+    /// towards `tau` bits per token with learning rate `eta`. Keeps perplexity steady over long
+    /// generations without hand-tuning top-k/top-p, for a sort of the whole vocabulary per
+    /// token; its random generator is seeded with `seed`. Bound to `model`'s vocabulary size.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] unless `tau` and `eta` are finite and 0.0 or more and `m` is at
+    /// least 2 (llama.cpp uses 100); [`Error::EmptyVocabulary`]; [`Error::ModelMismatch`] as
+    /// for [`Sampler::logit_bias`].
+    pub fn mirostat(
+        mut self,
+        model: &Model,
+        tau: f32,
+        eta: f32,
+        m: u32,
+        seed: u32,
+    ) -> Result<Self> {
+        Self::check_mirostat(["mirostat.tau", "mirostat.eta"], tau, eta)?;
+        check(
+            "mirostat.m",
+            m,
+            (2..=i32::MAX as u32).contains(&m),
+            "at least 2 (llama.cpp's tools use 100)",
+        )?;
+        let n_vocab = i32::try_from(model.n_vocab()).unwrap_or(i32::MAX);
+        if n_vocab == 0 {
+            return Err(Error::EmptyVocabulary);
+        }
+        self.bind(model)?;
+        // SAFETY: allocates a new step.
+        let step = unsafe { sys::llama_sampler_init_mirostat(n_vocab, seed, tau, eta, m as i32) };
+        Ok(self.push("mirostat", step))
+    }
+
+    /// Mirostat 2.0: selects the token (ends the chain) among those whose surprise is below a
+    /// running bound `mu`, which starts at `2 * tau` and follows the observed surprise with
+    /// learning rate `eta`, so the text stays near `tau` bits per token. Simpler and steadier
+    /// than [`Sampler::mirostat`] and needs no model; like it, it replaces top-k/top-p tuning.
+    /// Its random generator is seeded with `seed`.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] unless `tau` and `eta` are finite and 0.0 or more (llama.cpp's
+    /// tools default to 5.0 and 0.1).
+    pub fn mirostat_v2(self, tau: f32, eta: f32, seed: u32) -> Result<Self> {
+        Self::check_mirostat(["mirostat_v2.tau", "mirostat_v2.eta"], tau, eta)?;
+        // SAFETY: allocates a new step.
+        let step = unsafe { sys::llama_sampler_init_mirostat_v2(seed, tau, eta) };
+        Ok(self.push("mirostat-v2", step))
+    }
+
+    fn check_mirostat(names: [&'static str; 2], tau: f32, eta: f32) -> Result<()> {
+        let [tau_name, eta_name] = names;
+        check(
+            tau_name,
+            tau,
+            tau.is_finite() && tau >= 0.0,
+            "finite and 0.0 or more (target surprise in bits per token, e.g. 5.0)",
+        )?;
+        check(
+            eta_name,
+            eta,
+            eta.is_finite() && eta >= 0.0,
+            "finite and 0.0 or more (learning rate, e.g. 0.1)",
+        )
+    }
+
+    /// DRY repetition penalty (see [`Dry`]) over the tokens accepted so far. Bound to `model`:
+    /// the sequence breakers are tokenized with its vocabulary, and `penalty_last_n = -1`
+    /// means its training context.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] if `multiplier` is negative or not finite, `base` is below
+    /// 1.0 or not finite, `allowed_length` exceeds `i32::MAX`, `penalty_last_n` is below -1
+    /// or above the model's training context (or above 16,777,216 tokens), or a sequence
+    /// breaker is empty or longer than 40 bytes; [`Error::NulByte`] for a breaker with a NUL
+    /// byte; [`Error::ModelMismatch`] as for [`Sampler::logit_bias`].
+    pub fn dry(mut self, model: &Model, dry: &Dry) -> Result<Self> {
+        check(
+            "dry.multiplier",
+            dry.multiplier,
+            dry.multiplier.is_finite() && dry.multiplier >= 0.0,
+            "finite and 0.0 or more (0.0 disables DRY, 0.8 is typical)",
+        )?;
+        check(
+            "dry.base",
+            dry.base,
+            dry.base.is_finite() && dry.base >= 1.0,
+            "finite and 1.0 or more (1.75 is typical)",
+        )?;
+        let allowed_length = i32::try_from(dry.allowed_length)
+            .map_err(|_| Error::param("dry.allowed_length", "must be at most i32::MAX"))?;
+        let n_ctx_train = model.n_ctx_train().min(i32::MAX as u32);
+        let window = match dry.penalty_last_n {
+            -1 => Some(n_ctx_train),
+            n => u32::try_from(n).ok(),
+        };
+        let limit = n_ctx_train.min(DRY_MAX_WINDOW);
+        check(
+            "dry.penalty_last_n",
+            dry.penalty_last_n,
+            window.is_some_and(|w| w <= limit) && !(dry.penalty_last_n == -1 && limit == 0),
+            &format!(
+                "-1 (the training context), 0 (disabled) or a token count up to {limit} (the \
+                 model's training context is {}, the largest window is {DRY_MAX_WINDOW})",
+                model.n_ctx_train()
+            ),
+        )?;
+        let breakers = dry
+            .sequence_breakers
+            .iter()
+            .enumerate()
+            .map(|(i, breaker)| {
+                if breaker.is_empty() || breaker.len() > DRY_MAX_BREAKER_BYTES {
+                    return Err(Error::param(
+                        "dry.sequence_breakers",
+                        format!(
+                            "breaker {i} ({breaker:?}) is {} bytes long, each must be 1 to \
+                             {DRY_MAX_BREAKER_BYTES} bytes",
+                            breaker.len()
+                        ),
+                    ));
+                }
+                ffi::c_string("DRY sequence breaker", breaker)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut pointers: Vec<*const std::ffi::c_char> =
+            breakers.iter().map(|b| b.as_ptr()).collect();
+        self.bind(model)?;
+        let (step, _) = ffi::gate(|| {
+            // SAFETY: the breakers are NUL-terminated strings alive for the call (llama.cpp
+            // tokenizes them and keeps only token ids); the vocabulary outlives the step
+            // because the chain keeps the model alive. The window was checked to be
+            // positive whenever DRY is enabled, so its ring buffer never has capacity 0.
+            unsafe {
+                sys::llama_sampler_init_dry(
+                    model.raw().vocab(),
+                    n_ctx_train as i32,
+                    dry.multiplier,
+                    dry.base,
+                    allowed_length,
+                    dry.penalty_last_n,
+                    pointers.as_mut_ptr(),
+                    pointers.len(),
+                )
+            }
+        });
+        Ok(self.push("dry", step))
+    }
+
+    /// The infill (fill-in-the-middle) filter of llama.cpp's code completion: merges
+    /// candidates that are prefixes of one another, prefers ending the fill (an
+    /// end-of-generation token) when text tokens are weak, and keeps only clear winners.
+    /// Makes completions between a prefix and a suffix stop cleanly, for a quadratic pass
+    /// over the candidates: put it after top-k. Needs a selecting step after it. Bound to
+    /// `model`, which must be a fill-in-the-middle model.
+    ///
+    /// # Failure
+    /// [`Error::InfillUnsupported`] if the vocabulary lacks a FIM prefix, suffix or middle
+    /// token, has neither an end-of-turn nor an end-of-sequence token, or has a token whose
+    /// text is longer than 512 bytes (llama.cpp would abort on each of these);
+    /// [`Error::ModelMismatch`] as for [`Sampler::logit_bias`].
+    pub fn infill(mut self, model: &Model) -> Result<Self> {
+        self.bind(model)?;
+        let vocab = model.raw().vocab();
+        // SAFETY: read-only queries of a valid vocabulary.
+        let (pre, suf, mid, eot, eos) = unsafe {
+            (
+                sys::llama_vocab_fim_pre(vocab),
+                sys::llama_vocab_fim_suf(vocab),
+                sys::llama_vocab_fim_mid(vocab),
+                sys::llama_vocab_eot(vocab),
+                sys::llama_vocab_eos(vocab),
+            )
+        };
+        let missing: Vec<&str> = [("prefix", pre), ("suffix", suf), ("middle", mid)]
+            .into_iter()
+            .filter(|&(_, id)| id == sys::LLAMA_TOKEN_NULL)
+            .map(|(name, _)| name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::InfillUnsupported {
+                reason: format!(
+                    "its vocabulary has no fill-in-the-middle tokens (missing: {}; llama.cpp \
+                     finds them by the tokenizer.ggml.fim_pre/suf/mid_token_id metadata or by \
+                     names such as <|fim_prefix|> or <fim_prefix>); use a code model trained \
+                     for infill, e.g. Qwen2.5-Coder, CodeLlama or StarCoder2",
+                    missing.join(", ")
+                ),
+            });
+        }
+        if eot == sys::LLAMA_TOKEN_NULL && eos == sys::LLAMA_TOKEN_NULL {
+            return Err(Error::InfillUnsupported {
+                reason: "its vocabulary has neither an end-of-turn nor an end-of-sequence \
+                         token, which infill selects when no text token is left"
+                    .into(),
+            });
+        }
+        let mut buf = [0 as std::ffi::c_char; INFILL_MAX_PIECE_BYTES as usize];
+        for id in 0..i32::try_from(model.n_vocab()).unwrap_or(i32::MAX) {
+            // SAFETY: `buf` holds INFILL_MAX_PIECE_BYTES bytes; `id` is in the vocabulary.
+            let n = unsafe {
+                sys::llama_token_to_piece(
+                    vocab,
+                    id,
+                    buf.as_mut_ptr(),
+                    INFILL_MAX_PIECE_BYTES,
+                    0,
+                    false,
+                )
+            };
+            if n < 0 {
+                return Err(Error::InfillUnsupported {
+                    reason: format!(
+                        "token {id} is {} bytes long, llama.cpp's infill sampler handles \
+                         tokens of at most {INFILL_MAX_PIECE_BYTES} bytes",
+                        n.unsigned_abs()
+                    ),
+                });
+            }
+        }
+        // SAFETY: the vocabulary outlives the step because the chain keeps the model alive;
+        // it has the tokens the step falls back to and no piece overflows its buffers.
+        let step = unsafe { sys::llama_sampler_init_infill(vocab) };
+        Ok(self.push("infill", step))
+    }
+
     /// The names of the steps, in order.
     pub fn steps(&self) -> &[&'static str] {
         &self.steps
@@ -265,7 +661,7 @@ impl Sampler {
     ///
     /// # Failure
     /// [`Error::NoOutput`] if that index has no logits, [`Error::NoTokenSelected`] if the chain
-    /// has no selecting step, [`Error::GrammarRejected`] if a grammar allows no token at all
+    /// has no selecting step, [`Error::EmptyVocabulary`] if there is no candidate at all, [`Error::GrammarRejected`] if a grammar allows no token at all
     /// here, [`Error::ModelMismatch`] if the chain was built for another model.
     pub fn sample(&mut self, ctx: &Context<'_>, index: usize) -> Result<Token> {
         if let Some(model) = &self.model
@@ -274,6 +670,17 @@ impl Sampler {
             return Err(Error::ModelMismatch);
         }
         let logits = ctx.logits(index)?;
+        self.sample_logits(logits)
+    }
+
+    /// Runs the chain over one row of logits (one per vocabulary entry) and accepts the
+    /// selected token.
+    fn sample_logits(&mut self, logits: &[f32]) -> Result<Token> {
+        if logits.is_empty() {
+            // Most steps (softmax in top-p, typical, mirostat, infill…) assert a non-empty
+            // candidate array.
+            return Err(Error::EmptyVocabulary);
+        }
         self.candidates.clear();
         self.candidates
             .extend(
@@ -372,5 +779,46 @@ impl Sampler {
     pub fn reset(&mut self) {
         // SAFETY: our chain.
         unsafe { sys::llama_sampler_reset(self.chain.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model with an empty vocabulary gives empty logit rows: every chain refuses them
+    /// instead of reaching llama.cpp's `GGML_ASSERT(cur_p->size > 0)` in its softmax.
+    #[test]
+    fn empty_candidate_arrays_are_an_error_not_an_abort() {
+        let chains = [
+            Sampler::chain().greedy(),
+            Sampler::chain().top_p(0.9, 1).dist(1),
+            Sampler::chain().typical(0.9, 1).unwrap().dist(1),
+            Sampler::chain().mirostat_v2(5.0, 0.1, 1).unwrap(),
+            Sampler::chain()
+                .dynamic_temperature(0.8, 0.5, 1.0)
+                .unwrap()
+                .dist(1),
+            Sampler::chain().xtc(1.0, 0.1, 1, 1).unwrap().dist(1),
+        ];
+        for mut sampler in chains {
+            let err = sampler.sample_logits(&[]).unwrap_err();
+            assert!(matches!(err, Error::EmptyVocabulary), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                "the model's vocabulary is empty: there is no token to sample"
+            );
+        }
+    }
+
+    #[test]
+    fn one_candidate_is_always_selected() {
+        for mut sampler in [
+            Sampler::chain().typical(0.5, 1).unwrap().dist(3),
+            Sampler::chain().mirostat_v2(5.0, 0.1, 3).unwrap(),
+            Sampler::chain().top_n_sigma(1.0).unwrap().greedy(),
+        ] {
+            assert_eq!(sampler.sample_logits(&[0.5]).unwrap(), Token(0));
+        }
     }
 }

@@ -16,8 +16,9 @@ pub fn source() -> PathBuf {
 
 /// Compiles reference.c with `cc` (or `$CC`) against the libraries in `lib_dir` (linked with an
 /// rpath to it) and the headers in `include_dirs`, into `out_dir`. The executable is named after
-/// the library directory and compiled under a temporary name, then renamed into place, so
-/// concurrent test processes never run a half-written program or one linked elsewhere.
+/// the library directory, the headers and the source text, and compiled under a temporary name,
+/// then renamed into place, so concurrent test processes never run a half-written program, one
+/// linked elsewhere or one built from an older reference.c.
 pub fn compile(
     lib_dir: &Path,
     include_dirs: &[PathBuf],
@@ -27,6 +28,9 @@ pub fn compile(
         let mut h = DefaultHasher::new();
         lib_dir.hash(&mut h);
         include_dirs.hash(&mut h);
+        std::fs::read(source())
+            .map_err(|e| format!("cannot read {}: {e}", source().display()))?
+            .hash(&mut h);
         h.finish()
     };
     let exe = out_dir.join(format!("llama-reference-{key:016x}"));
@@ -69,6 +73,8 @@ pub struct Output {
 }
 
 /// Runs `exe MODEL PROMPT N_PREDICT --lib-dir LIB --threads T EXTRA…`; fails unless it exits 0.
+/// `EXTRA` may select a sampler chain (`--sampler STEP`…, `--dry-breaker TEXT`…,
+/// `--accept-prompt`; the forms are documented at the top of reference.c).
 pub fn run(
     exe: &Path,
     model: &Path,
