@@ -355,6 +355,48 @@ fn check_pinned(repo: &Path) {
         assert!(b.contains("pub fn llama_version()"), "{t}");
         assert!(b.contains("pub n_outputs_max_per_seq: u32,"), "{t}");
     }
+    // What `cargo xtask bindings --check` regenerates from the new `vendor-headers/` (with the
+    // new PINNED_TAG) is what was committed (x86_64 only: the check is the same per target).
+    let target = test_root().join("target/xtask/bindings-target");
+    let t = "x86_64-unknown-linux-gnu";
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LLAMA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .current_dir(repo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "llama-prebuilt-sys",
+            "--target",
+            t,
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("DOCS_RS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let newest = fs::read_dir(target.join(t).join("debug/build"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("llama-prebuilt-sys-")
+        })
+        .map(|e| e.path().join("out/bindings.rs"))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    assert!(
+        fs::read(&newest).unwrap() == fs::read(repo.join(format!("bindings/{t}.rs"))).unwrap(),
+        "bindings/{t}.rs differs from a fresh run over vendor-headers/ ({})",
+        newest.display()
+    );
     // The pin itself.
     assert!(
         read("fetch/src/lib.rs")
