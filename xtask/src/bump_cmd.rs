@@ -80,6 +80,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let args = parse_args(args)?;
     let repo = args.repo.clone().unwrap_or_else(world::workspace_root);
     let old = pinned_tag(&repo)?;
+    check_pin_sites(&repo, &old)?;
     let config = Config::from_env();
     if let Some(reason) = &config.offline {
         return Err(format!(
@@ -261,6 +262,22 @@ fn apply(
     edits.extend(bindings.iter().cloned());
     for (path, bytes) in edits {
         write(&path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Fails before anything is fetched if a required place of the pin is not where the bump
+/// expects it (the repository changed shape: teach [`edit::PIN_SITES`] first).
+fn check_pin_sites(repo: &Path, old: &str) -> Result<(), String> {
+    for site in edit::PIN_SITES.iter().filter(|s| s.required) {
+        let text = read(&repo.join(site.file))?;
+        if edit::pin(&text, site, old, old).is_none() {
+            return Err(format!(
+                "bump: {} no longer contains `{}`; cannot move the pin there (nothing was changed)",
+                site.file,
+                site.template.replace("{}", old)
+            ));
+        }
     }
     Ok(())
 }

@@ -479,6 +479,45 @@ fn bump_refuses_bad_tags_with_messages_and_changes_nothing() {
         );
     }
 
+    // Offline: no release API.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let out = cmd
+        .args(["bump", SECOND_TAG, "--repo"])
+        .arg(&repo)
+        .env("LLAMA_PREBUILT_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "bump: needs the release API, but the network is off (LLAMA_PREBUILT_OFFLINE=1)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // A repository whose README no longer says where the pin is: stopped before any download.
+    let readme = fs::read_to_string(repo.join("README.md")).unwrap();
+    let moved = readme.replace(
+        &format!("The pinned release is **{OLD}**."),
+        "The pin moved.",
+    );
+    fs::write(repo.join("README.md"), moved).unwrap();
+    let out = bump(&repo, m, &[SECOND_TAG, "--allow-breaking"]);
+    fs::write(repo.join("README.md"), readme).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "bump: README.md no longer contains `The pinned release is **{OLD}**.`; cannot move the pin there (nothing was changed)"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("fetching the headers"),
+        "stopped first"
+    );
+
     // `newest` when no release has every CPU asset.
     let empty = Mirror::start().unwrap();
     serve(&empty, "b10606", &cpu_assets("b10606")[..3]);
