@@ -244,6 +244,34 @@ pub enum Error {
     /// llama.cpp does not recognise the chat template.
     #[error("chat template not supported by llama_chat_apply_template")]
     UnsupportedChatTemplate,
+    /// The chat template called `raise_exception`: it rejects the conversation (e.g. roles
+    /// that do not alternate).
+    #[error("the chat template raised an exception: {message}")]
+    ChatTemplateRaised {
+        /// The template's message.
+        message: String,
+    },
+    /// The chat template does not render with the Jinja engine (syntax or runtime error), and
+    /// llama.cpp's built-in matcher does not recognise it either (or was not tried).
+    #[error("the chat template cannot be rendered: {message}")]
+    ChatTemplateRender {
+        /// The Jinja engine's error.
+        message: String,
+    },
+    /// A JSON Schema uses something the GBNF converter cannot express, or is malformed.
+    #[error("unsupported JSON schema at {path}: {reason}")]
+    UnsupportedSchema {
+        /// Where in the schema (`#/properties/name`, …).
+        path: String,
+        /// The feature or problem.
+        reason: String,
+    },
+    /// A model's reply starts a tool call that does not parse.
+    #[error("cannot parse the tool call: {reason}")]
+    ToolCallParse {
+        /// What is wrong.
+        reason: String,
+    },
     /// Saving or restoring the context state failed.
     #[error("{operation} failed{}", fmt_message(message))]
     State {

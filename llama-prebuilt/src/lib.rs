@@ -52,25 +52,32 @@ mod error;
 mod ffi;
 mod generate;
 pub mod gguf;
+mod json_schema;
 mod logging;
 mod model;
 mod panic;
 mod sampler;
+mod sampler_grammar;
 mod token;
 
 pub use backend::{Backend, Device, DeviceKind, LibDirSource};
 pub use batch::Batch;
 pub use cancel::CancelHandle;
-pub use chat::{ChatMessage, ChatTemplate, Role};
+pub use chat::{
+    ChatMessage, ChatOptions, ChatTemplate, ParsedReply, RenderedChat, Role, TemplatePath, Tool,
+    ToolCall, ToolCallFormat,
+};
 pub use context::Context;
 pub use context_params::{ContextParams, Pooling};
 pub use embed::{cosine_similarity, normalize};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generator, StopReason};
 pub use gguf::looks_like_gguf;
+pub use json_schema::json_schema_to_gbnf;
 pub use logging::LOG_TARGET;
 pub use model::{GpuLayers, LoadMode, Model, ModelParams, ProgressCallback};
 pub use sampler::{Dry, Penalties, Sampler};
+pub use sampler_grammar::LazyTrigger;
 pub use token::{Token, TokenAttrs};
 
 /// The README's example, compiled as a doctest so the documentation cannot rot.

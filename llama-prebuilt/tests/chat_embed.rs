@@ -53,8 +53,13 @@ fn builtin_and_unknown_templates() {
     );
     let unknown = ChatTemplate::new("{{ this is no template llama.cpp knows }}").unwrap();
     assert!(matches!(
-        unknown.apply(&[ChatMessage::user("x")], true),
+        unknown.apply_builtin(&[ChatMessage::user("x")], true),
         Err(Error::UnsupportedChatTemplate)
+    ));
+    // Neither Jinja nor the built-in matcher can render it (see tests/chat_jinja.rs).
+    assert!(matches!(
+        unknown.apply(&[ChatMessage::user("x")], true),
+        Err(Error::ChatTemplateRender { .. })
     ));
     assert!(matches!(
         ChatTemplate::new("a\0b"),
