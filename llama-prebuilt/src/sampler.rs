@@ -183,26 +183,6 @@ impl Sampler {
         self
     }
 
-    /// Adds a grammar step built by another module of the crate (`sampler_grammar.rs`: lazy
-    /// grammars): binds the chain to `model` (freeing `step` on a mismatch) and checks every
-    /// accepted token against the step, as [`Sampler::grammar`] does.
-    pub(crate) fn push_grammar_step(
-        mut self,
-        model: &Model,
-        name: &'static str,
-        step: *mut sys::llama_sampler,
-    ) -> Result<Self> {
-        if let Err(e) = self.bind(model) {
-            // SAFETY: the step is ours and was not added to the chain.
-            unsafe { sys::llama_sampler_free(step) };
-            return Err(e);
-        }
-        // SAFETY: a read-only query of our chain.
-        let index = unsafe { sys::llama_sampler_chain_n(self.chain.as_ptr()) };
-        self.grammars.push(index);
-        Ok(self.push(name, step))
-    }
-
     fn bind(&mut self, model: &Model) -> Result<()> {
         match &self.model {
             Some(bound) if !Arc::ptr_eq(bound, model.raw()) => Err(Error::ModelMismatch),
@@ -535,15 +515,24 @@ impl Sampler {
             n => u32::try_from(n).ok(),
         };
         let limit = n_ctx_train.min(DRY_MAX_WINDOW);
+        let works = if limit == 0 {
+            // llama.cpp would build an enabled step with a zero-capacity history and abort
+            // on the first accepted token.
+            "0 (disabled): the model reports a training context of 0 tokens (loaded \
+             vocabulary-only?), so DRY has no window"
+                .to_string()
+        } else {
+            format!(
+                "-1 (the training context), 0 (disabled) or a token count up to {limit} (the \
+                 model's training context is {}, the largest window is {DRY_MAX_WINDOW})",
+                model.n_ctx_train()
+            )
+        };
         check(
             "dry.penalty_last_n",
             dry.penalty_last_n,
             window.is_some_and(|w| w <= limit) && !(dry.penalty_last_n == -1 && limit == 0),
-            &format!(
-                "-1 (the training context), 0 (disabled) or a token count up to {limit} (the \
-                 model's training context is {}, the largest window is {DRY_MAX_WINDOW})",
-                model.n_ctx_train()
-            ),
+            &works,
         )?;
         let breakers = dry
             .sequence_breakers

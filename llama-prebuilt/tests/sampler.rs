@@ -751,3 +751,60 @@ fn bad_dry_parameters_are_errors_not_aborts() {
         sampler.sample_last(&ctx).unwrap();
     }
 }
+
+#[test]
+fn a_model_without_vocabulary_is_refused_by_the_vocabulary_bound_steps() {
+    // Loadable only vocabulary-only (its weights have rows for 270 tokens), which is enough
+    // to build samplers for.
+    let model = Model::load(
+        patched_gguf::empty_vocab_model(),
+        &ModelParams::default().n_gpu_layers(0).vocab_only(true),
+    )
+    .unwrap();
+    assert_eq!(model.n_vocab(), 0);
+    let err = Sampler::chain()
+        .mirostat(&model, 5.0, 0.1, 100, 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::EmptyVocabulary), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the model's vocabulary is empty: there is no token to sample"
+    );
+    let err = Sampler::chain().infill(&model).unwrap_err();
+    assert!(matches!(err, Error::InfillUnsupported { .. }), "{err:?}");
+    // A vocabulary-only load reports no training context: DRY's default window (-1, the
+    // training context) would be an enabled step with no history, which llama.cpp aborts on
+    // at the first accepted token.
+    let vocab_only =
+        Model::load(gguf::tiny_model(), &ModelParams::default().vocab_only(true)).unwrap();
+    for model in [&model, &vocab_only] {
+        for last_n in [-1, 1] {
+            let result = Sampler::chain().dry(
+                model,
+                &Dry {
+                    penalty_last_n: last_n,
+                    ..Dry::default()
+                },
+            );
+            assert_eq!(
+                param_error(result, "dry.penalty_last_n"),
+                format!(
+                    "invalid parameter dry.penalty_last_n: is {last_n}, must be 0 (disabled): \
+                     the model reports a training context of 0 tokens (loaded \
+                     vocabulary-only?), so DRY has no window"
+                )
+            );
+        }
+        let mut off = Sampler::chain()
+            .dry(
+                model,
+                &Dry {
+                    penalty_last_n: 0,
+                    ..Dry::default()
+                },
+            )
+            .unwrap();
+        // Token 0 exists only in the tiny model's vocabulary.
+        assert_eq!(off.accept(Token(0)).is_err(), model.n_vocab() == 0);
+    }
+}

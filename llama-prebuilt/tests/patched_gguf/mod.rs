@@ -222,3 +222,22 @@ pub fn long_token_model() -> PathBuf {
         items[LONG_TOKEN as usize] = vec![b'a'; 600];
     })
 }
+
+/// The tiny model with no vocabulary: `tokenizer.ggml.model = "none"` and no
+/// `llama.vocab_size`, so its vocabulary has no tokens (`llama_vocab_n_tokens` is 0). Only a
+/// vocabulary-only load succeeds (the weights still have rows for 270 tokens).
+pub fn empty_vocab_model() -> PathBuf {
+    rewrite(&gguf::tiny_model(), "tiny-empty-vocab", |kvs| {
+        kvs.retain(|(k, _)| k != "llama.vocab_size");
+        let mut none = (4u64).to_le_bytes().to_vec();
+        none.extend(b"none");
+        set(
+            kvs,
+            "tokenizer.ggml.model",
+            Value::Raw {
+                ty: TYPE_STRING,
+                bytes: none,
+            },
+        );
+    })
+}
