@@ -183,6 +183,26 @@ impl Sampler {
         self
     }
 
+    /// Adds a grammar step built by another module of the crate (`sampler_grammar.rs`: lazy
+    /// grammars): binds the chain to `model` (freeing `step` on a mismatch) and checks every
+    /// accepted token against the step, as [`Sampler::grammar`] does.
+    pub(crate) fn push_grammar_step(
+        mut self,
+        model: &Model,
+        name: &'static str,
+        step: *mut sys::llama_sampler,
+    ) -> Result<Self> {
+        if let Err(e) = self.bind(model) {
+            // SAFETY: the step is ours and was not added to the chain.
+            unsafe { sys::llama_sampler_free(step) };
+            return Err(e);
+        }
+        // SAFETY: a read-only query of our chain.
+        let index = unsafe { sys::llama_sampler_chain_n(self.chain.as_ptr()) };
+        self.grammars.push(index);
+        Ok(self.push(name, step))
+    }
+
     fn bind(&mut self, model: &Model) -> Result<()> {
         match &self.model {
             Some(bound) if !Arc::ptr_eq(bound, model.raw()) => Err(Error::ModelMismatch),
