@@ -1,4 +1,5 @@
-//! A multi-turn chat with the model's own chat template.
+//! A multi-turn chat with the model's own chat template, rendered by the Jinja engine (the
+//! path taken — Jinja, or llama.cpp's built-in matcher as the fallback — is printed once).
 //!
 //! ```text
 //! cargo run -p llama-prebuilt --example chat -- [--model PATH] [--system TEXT]
@@ -17,7 +18,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use llama_prebuilt::{
-    ChatMessage, ContextParams, GenerateOptions, Model, ModelParams, Sampler, Token,
+    ChatMessage, ChatOptions, ContextParams, GenerateOptions, Model, ModelParams, Sampler, Token,
 };
 
 struct Args {
@@ -106,6 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut conversation: Vec<ChatMessage> =
         args.system.into_iter().map(ChatMessage::system).collect();
     let mut in_memory: Vec<Token> = Vec::new();
+    let mut path_shown = false;
     let scripted = args.messages.into_iter();
     let mut stdin_lines = std::io::stdin().lock().lines();
     let mut next_turn = {
@@ -129,7 +131,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("> {user}");
         }
         conversation.push(ChatMessage::user(user));
-        let prompt = template.apply(&conversation, true)?;
+        let rendered = template.render(
+            &conversation,
+            &ChatOptions::default().add_generation_prompt(true),
+        )?;
+        if !path_shown {
+            eprintln!("[chat template: {}]", rendered.path);
+            path_shown = true;
+        }
+        let prompt = rendered.prompt;
         let tokens = model.tokenize_special(&prompt, true)?;
         // Reuse the longest common prefix; drop the rest from the memory.
         let keep = tokens

@@ -68,6 +68,39 @@ fn chat_runs_two_turns_and_reuses_the_first() {
 }
 
 #[test]
+fn chat_says_which_template_path_it_took() {
+    let (_, stderr) = run(example("chat"));
+    assert!(stderr.contains("[chat template: jinja]"), "{stderr}");
+}
+
+/// The tools example offers SmolLM2 one tool and prints what it parsed, whatever the model
+/// chose; with `--force-call` the reply starts with the marker, so the lazy grammar makes it
+/// a well-formed call of that tool.
+#[test]
+fn tools_offers_smollm2_a_tool_and_prints_the_parsed_result() {
+    let (stdout, stderr) = run(example("tools"));
+    assert!(stderr.contains("described in a system message"), "{stderr}");
+    assert!(stdout.starts_with("> What is the weather"), "{stdout}");
+    assert!(
+        stdout.contains("no tool call; answer:")
+            || stdout.contains("tool call: get_weather(")
+            || stdout.contains("could not be parsed"),
+        "{stdout}"
+    );
+    let mut cmd = example("tools");
+    cmd.args(["--force-call", "--max-tokens", "64"]);
+    let (stdout, _) = run(cmd);
+    assert!(
+        stdout.contains("tool call: get_weather({\"city\":"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("model, with the tool's result: "),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn embed_prints_a_similarity_matrix() {
     let mut cmd = example("embed");
     cmd.args(["first sentence", "second sentence"]);
