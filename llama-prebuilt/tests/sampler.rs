@@ -808,3 +808,41 @@ fn a_model_without_vocabulary_is_refused_by_the_vocabulary_bound_steps() {
         assert_eq!(off.accept(Token(0)).is_err(), model.n_vocab() == 0);
     }
 }
+
+#[test]
+fn dry_windows_are_capped_whatever_context_the_model_claims() {
+    // llama.cpp allocates DRY's history for the whole window when the step is built; for a
+    // model claiming 2^25 tokens of context that is 256 MB, and a failed allocation aborts.
+    let model = Model::load(
+        patched_gguf::huge_context_model(),
+        &ModelParams::default().n_gpu_layers(0),
+    )
+    .unwrap();
+    assert_eq!(model.n_ctx_train(), 1 << 25);
+    for last_n in [-1, (1 << 24) + 1] {
+        let result = Sampler::chain().dry(
+            &model,
+            &Dry {
+                penalty_last_n: last_n,
+                ..Dry::default()
+            },
+        );
+        assert_eq!(
+            param_error(result, "dry.penalty_last_n"),
+            format!(
+                "invalid parameter dry.penalty_last_n: is {last_n}, must be -1 (the training \
+                 context), 0 (disabled) or a token count up to 16777216 (the model's training \
+                 context is 33554432, the largest window is 16777216)"
+            )
+        );
+    }
+    Sampler::chain()
+        .dry(
+            &model,
+            &Dry {
+                penalty_last_n: 4096,
+                ..Dry::default()
+            },
+        )
+        .unwrap();
+}

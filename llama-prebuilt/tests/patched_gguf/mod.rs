@@ -241,3 +241,10 @@ pub fn empty_vocab_model() -> PathBuf {
         );
     })
 }
+
+/// The tiny model claiming a training context of 2^25 tokens (its weights do not care).
+pub fn huge_context_model() -> PathBuf {
+    rewrite(&gguf::tiny_model(), "tiny-huge-context", |kvs| {
+        set(kvs, "llama.context_length", Value::U32(1 << 25));
+    })
+}
