@@ -59,8 +59,7 @@ pub fn json_schema_to_gbnf(schema: &Value) -> Result<String> {
     let mut converter = Converter::new(schema, "");
     converter.names.insert("root".into(), usize::MAX);
     let top = converter.visit(schema, "top", "#")?;
-    converter.define("root", &top);
-    Ok(converter.finish())
+    Ok(format!("root ::= {top}\n{}", converter.finish()))
 }
 
 /// Builds the rules of one grammar; several schemas (e.g. one per tool) can share it.
@@ -423,11 +422,8 @@ impl<'s> Converter<'s> {
                             ));
                         }
                     }
-                    return Ok(if nullable {
-                        "value".into()
-                    } else {
-                        "value".into()
-                    });
+                    // No type constraint: any value (null included).
+                    return Ok("value".into());
                 }
             }
             Some(Value::String(t)) => vec![t.as_str()],

@@ -244,7 +244,9 @@ fn tool_grammar_errors() {
         "",
         json!({"type": "object", "properties": {"s": {"type": "string", "pattern": "a+"}}}),
     );
-    let err = ToolCallFormat::Hermes.grammar(&[bad.clone()]).unwrap_err();
+    let err = ToolCallFormat::Hermes
+        .grammar(std::slice::from_ref(&bad))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "unsupported JSON schema at tools[0].parameters/properties/s: `pattern` is not supported"
