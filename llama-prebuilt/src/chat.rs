@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 use crate::ffi;
 use crate::model::Model;
 
+#[cfg(feature = "jinja")]
 mod jinja;
+#[cfg(feature = "jinja")]
+mod pyjson;
 mod tools;
 
 pub use tools::{ParsedReply, Tool, ToolCall, ToolCallFormat};
@@ -110,6 +113,7 @@ impl ChatMessage {
 
     /// The message as a template sees it: `role`, `content`, and `tool_calls`,
     /// `tool_call_id`, `name` when set.
+    #[cfg(feature = "jinja")]
     fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         map.insert("role".into(), self.role.as_str().into());
@@ -360,44 +364,56 @@ impl ChatTemplate {
     ///
     /// # Failure
     /// [`Error::ChatTemplateRaised`] if the template calls `raise_exception`,
-    /// [`Error::ChatTemplateRender`] if it does not parse or rendering fails.
+    /// [`Error::ChatTemplateRender`] if it does not parse or rendering fails, or if the crate
+    /// was built without its `jinja` feature (then [`ChatTemplate::render`] always takes the
+    /// built-in path).
     pub fn render_jinja(&self, messages: &[ChatMessage], options: &ChatOptions) -> Result<String> {
-        let mut all: Vec<serde_json::Value> = Vec::with_capacity(messages.len() + 1);
-        let tools_in_prompt = !options.tools.is_empty() && !self.handles_tools();
-        let mut merged_system = false;
-        if tools_in_prompt {
-            let description = tools::hermes_system_prompt(&options.tools);
-            match messages.first() {
-                Some(first) if first.role == Role::System => {
-                    let mut system = first.clone();
-                    system.content = format!("{}\n\n{description}", first.content);
-                    all.push(system.to_json());
-                    merged_system = true;
-                }
-                _ => all.push(ChatMessage::system(description).to_json()),
-            }
+        #[cfg(not(feature = "jinja"))]
+        {
+            let _ = (messages, options);
+            Err(Error::ChatTemplateRender {
+                message: "llama-prebuilt was built without its `jinja` feature".into(),
+            })
         }
-        all.extend(
-            messages
-                .iter()
-                .skip(usize::from(merged_system))
-                .map(ChatMessage::to_json),
-        );
-        let inputs = jinja::Inputs {
-            messages: jinja::from_json(&serde_json::Value::Array(all)),
-            tools: (!options.tools.is_empty()).then(|| {
-                jinja::from_json(&serde_json::Value::Array(
-                    options.tools.iter().map(Tool::to_json).collect(),
-                ))
-            }),
-            add_generation_prompt: options.add_generation_prompt,
-            bos_token: self.bos_token.clone(),
-            eos_token: self.eos_token.clone(),
-        };
-        jinja::render(self.source(), &inputs).map_err(|failure| match failure {
-            jinja::Failure::Raised(message) => Error::ChatTemplateRaised { message },
-            jinja::Failure::Engine(message) => Error::ChatTemplateRender { message },
-        })
+        #[cfg(feature = "jinja")]
+        {
+            let mut all: Vec<serde_json::Value> = Vec::with_capacity(messages.len() + 1);
+            let tools_in_prompt = !options.tools.is_empty() && !self.handles_tools();
+            let mut merged_system = false;
+            if tools_in_prompt {
+                let description = tools::hermes_system_prompt(&options.tools);
+                match messages.first() {
+                    Some(first) if first.role == Role::System => {
+                        let mut system = first.clone();
+                        system.content = format!("{}\n\n{description}", first.content);
+                        all.push(system.to_json());
+                        merged_system = true;
+                    }
+                    _ => all.push(ChatMessage::system(description).to_json()),
+                }
+            }
+            all.extend(
+                messages
+                    .iter()
+                    .skip(usize::from(merged_system))
+                    .map(ChatMessage::to_json),
+            );
+            let inputs = jinja::Inputs {
+                messages: jinja::from_json(&serde_json::Value::Array(all)),
+                tools: (!options.tools.is_empty()).then(|| {
+                    jinja::from_json(&serde_json::Value::Array(
+                        options.tools.iter().map(Tool::to_json).collect(),
+                    ))
+                }),
+                add_generation_prompt: options.add_generation_prompt,
+                bos_token: self.bos_token.clone(),
+                eos_token: self.eos_token.clone(),
+            };
+            jinja::render(self.source(), &inputs).map_err(|failure| match failure {
+                jinja::Failure::Raised(message) => Error::ChatTemplateRaised { message },
+                jinja::Failure::Engine(message) => Error::ChatTemplateRender { message },
+            })
+        }
     }
 
     /// Formats `messages` with llama.cpp's built-in matcher (`llama_chat_apply_template`),

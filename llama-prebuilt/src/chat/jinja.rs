@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, ErrorKind, Value};
 
+use super::pyjson::{python_float, write_string};
+
 /// Why rendering failed.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -120,22 +122,6 @@ pub(crate) fn from_json(value: &serde_json::Value) -> Value {
                 .collect::<std::collections::BTreeMap<String, Value>>(),
         ),
     }
-}
-
-/// `value` as Python's `json.dumps(value, ensure_ascii=False)` writes it (`, ` and `: `
-/// separators), as templates' `tojson` does.
-pub(crate) fn python_json(value: &serde_json::Value) -> String {
-    let style = JsonStyle {
-        indent: None,
-        item_sep: ", ".into(),
-        key_sep: ": ".into(),
-        ensure_ascii: false,
-        sort_keys: false,
-    };
-    let mut out = String::new();
-    // Values from serde_json are never nested deeper than its parser allows (128).
-    let _ = write_json(&mut out, &from_json(value), &style, 0);
-    out
 }
 
 /// `tojson` as Hugging Face defines it: Python's `json.dumps(x, ensure_ascii=False,
@@ -278,57 +264,6 @@ fn write_json(
     Ok(())
 }
 
-/// A float as Python's `repr` writes it (`1.0`, `0.5`, `1e+20`).
-fn python_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
-        let s = format!("{f:e}");
-        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        let mantissa = mantissa.to_string();
-        return format!(
-            "{mantissa}e{}{:02}",
-            if exponent < 0 { '-' } else { '+' },
-            exponent.abs()
-        );
-    }
-    let s = format!("{f:?}");
-    if s.contains('.') || s.contains('e') {
-        s
-    } else {
-        format!("{s}.0")
-    }
-}
-
-fn write_string(out: &mut String, s: &str, ensure_ascii: bool) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (ensure_ascii && (c as u32) > 0x7e) => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -436,13 +371,5 @@ mod tests {
         );
         let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(strftime("%F %a", leap), "2000-02-29 Tue");
-    }
-
-    #[test]
-    fn python_floats() {
-        assert_eq!(python_float(1.0), "1.0");
-        assert_eq!(python_float(0.5), "0.5");
-        assert_eq!(python_float(1e20), "1e+20");
-        assert_eq!(python_float(-2.5e-7), "-2.5e-07");
     }
 }

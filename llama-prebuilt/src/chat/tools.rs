@@ -74,6 +74,7 @@ impl ToolCall {
     }
 
     /// The OpenAI-style form templates expect in a message's `tool_calls`.
+    #[cfg(feature = "jinja")]
     pub(crate) fn to_json(&self) -> Value {
         let mut call = json!({
             "type": "function",
@@ -317,6 +318,7 @@ fn parse_llama3(text: &str) -> Result<ParsedReply> {
 
 /// The system-prompt text describing `tools` for templates that do not render `tools`
 /// (Qwen 2.5's wording: Hermes-style calls).
+#[cfg(feature = "jinja")]
 pub(crate) fn hermes_system_prompt(tools: &[Tool]) -> String {
     let mut text = String::from(
         "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n\
@@ -324,7 +326,7 @@ pub(crate) fn hermes_system_prompt(tools: &[Tool]) -> String {
     );
     for tool in tools {
         text.push('\n');
-        text.push_str(&crate::chat::jinja::python_json(&tool.to_json()));
+        text.push_str(&crate::chat::pyjson::python_json(&tool.to_json()));
     }
     text.push_str(
         "\n</tools>\n\nFor each function call, return a json object with function name and \
