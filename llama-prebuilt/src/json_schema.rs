@@ -77,6 +77,9 @@ pub(crate) struct Converter<'s> {
 
 const MAX_DEPTH: usize = 64;
 const MAX_REPEAT: u64 = 1000;
+/// Longest declared property name the key-exclusion rules of `additionalProperties` take (one
+/// rule per character).
+const MAX_KEY_CHARS: usize = 256;
 
 const SPACE: &str = r#"space ::= | " " | "\n" [ \t]{0,20}"#;
 const PRIMITIVES: &[(&str, &str)] = &[
@@ -693,6 +696,16 @@ impl<'s> Converter<'s> {
                     &format!("{path}/additionalProperties"),
                 )?;
                 let names: Vec<&str> = properties.keys().map(String::as_str).collect();
+                if let Some(long) = names.iter().find(|n| n.chars().count() > MAX_KEY_CHARS) {
+                    return Err(unsupported(
+                        path,
+                        format!(
+                            "`additionalProperties` next to a property name longer than \
+                             {MAX_KEY_CHARS} characters ({}…)",
+                            long.chars().take(16).collect::<String>()
+                        ),
+                    ));
+                }
                 let key = self.key_excluding(&format!("{hint}-additional-key"), &names);
                 Some(self.rule(
                     &format!("{hint}-additional-kv"),

@@ -31,6 +31,8 @@ pub struct LazyTrigger {
 
 /// Longest whitespace run after a trigger that still wakes the grammar.
 const TRIGGER_WHITESPACE: usize = 8;
+/// Longest whitespace run before an at-start trigger that still wakes the grammar.
+const LEADING_WHITESPACE: usize = 32;
 
 impl LazyTrigger {
     /// Wakes when the output so far ends with `literal` (plus optional whitespace).
@@ -41,7 +43,8 @@ impl LazyTrigger {
         }
     }
 
-    /// Wakes only when the whole output so far is `literal`, after optional whitespace.
+    /// Wakes only when the whole output so far is `literal`, after optional whitespace (up
+    /// to 32 spaces, tabs or newlines).
     pub fn at_start(literal: impl Into<String>) -> Self {
         LazyTrigger {
             literal: literal.into(),
@@ -69,7 +72,8 @@ impl LazyTrigger {
         if self.anywhere {
             format!("({escaped}){tail}")
         } else {
-            format!("^[ \\t\\n]*({escaped}){tail}")
+            // Bounded, so libstdc++'s recursive matcher stays shallow on any output.
+            format!("^[ \\t\\n]{{0,{LEADING_WHITESPACE}}}({escaped}){tail}")
         }
     }
 }
@@ -117,6 +121,7 @@ impl Sampler {
         if trigger.literal.is_empty() {
             return Err(Error::param("trigger", "must not be empty"));
         }
+        ffi::c_string("trigger", &trigger.literal)?;
         if root.is_empty() || !root.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Error::InvalidGrammar {
                 root: root.into(),
@@ -191,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             LazyTrigger::at_start("{").pattern(),
-            "^[ \\t\\n]*(\\{)[ \\t\\n]{0,8}$"
+            "^[ \\t\\n]{0,32}(\\{)[ \\t\\n]{0,8}$"
         );
         assert_eq!(
             LazyTrigger::anywhere("a.b(c)[d]$^|*+?\\").pattern(),

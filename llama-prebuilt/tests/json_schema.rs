@@ -270,6 +270,15 @@ fn unsupported_features_are_errors_naming_them() {
             Err(Error::UnsupportedSchema { .. })
         ));
     }
+    let long = "k".repeat(300);
+    let err = json_schema_to_gbnf(&json!({"type": "object",
+        "properties": {long: {"type": "null"}}, "additionalProperties": true}))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("next to a property name longer than 256 characters (kkkk"),
+        "{err}"
+    );
     // Nesting deeper than the converter allows is an error, not a stack overflow.
     let mut deep = json!({"type": "integer"});
     for _ in 0..200 {

@@ -4,10 +4,12 @@
 mod common;
 
 use common::{small_ctx, tiny_model};
+use llama_prebuilt::ModelParams;
 use llama_prebuilt::{
     ChatMessage, ChatOptions, ChatTemplate, Error, GenerateOptions, LazyTrigger, Model,
     ParsedReply, Sampler, Token, Tool, ToolCall, ToolCallFormat,
 };
+use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
 use serde_json::json;
 
 fn tools() -> Vec<Tool> {
@@ -279,6 +281,31 @@ fn tool_grammar_errors() {
         err.to_string().contains("the root must be a rule name"),
         "{err}"
     );
+    let err = Sampler::chain()
+        .lazy_grammar(
+            tiny_model(),
+            "root ::= \"x\"",
+            "root",
+            &LazyTrigger::anywhere("a\0b"),
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "trigger contains a NUL byte at offset 1");
+    // A chain already bound to another model.
+    let other = Model::load(
+        gguf::cached_model(&TinyModelSpec {
+            chat_template: None,
+            ..TinyModelSpec::tiny()
+        })
+        .unwrap(),
+        &ModelParams::default(),
+    )
+    .unwrap();
+    let err = Sampler::chain()
+        .json_schema(&other, &json!({"type": "null"}))
+        .unwrap()
+        .tool_calls(tiny_model(), ToolCallFormat::Hermes, &tools())
+        .unwrap_err();
+    assert!(matches!(err, Error::ModelMismatch), "{err:?}");
     // A grammar that does not parse is an error, not an abort.
     let err = Sampler::chain()
         .lazy_grammar(
