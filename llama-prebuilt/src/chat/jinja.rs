@@ -204,8 +204,8 @@ fn write_json(
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
         ValueKind::Number => {
-            if let Some(i) = value.as_i64() {
-                let _ = write!(out, "{i}");
+            if value.is_integer() {
+                let _ = write!(out, "{value}");
             } else if let Ok(f) = f64::try_from(value.clone()) {
                 out.push_str(&python_float(f));
             } else {
