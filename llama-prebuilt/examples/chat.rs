@@ -77,9 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => (llama_prebuilt_test_support::gguf::tiny_model(), true),
     };
     let model = Model::load(&path, &ModelParams::default())?;
-    let template = model
-        .chat_template()
-        .ok_or("the model has no chat template")?;
+    // A model without a template gets llama.cpp's default, ChatML.
+    let template = model.chat_template_or_builtin("chatml")?;
     eprintln!("model: {} ({})", path.display(), model.description());
     if tiny {
         eprintln!("(the generated tiny model has random weights: expect gibberish)");

@@ -116,9 +116,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let model = Model::load(&path, &ModelParams::default())?;
     eprintln!("model: {} ({})", path.display(), model.description());
-    let template = model
-        .chat_template()
-        .ok_or("the model has no chat template")?;
+    // A model without a template gets llama.cpp's default, ChatML.
+    let template = model.chat_template_or_builtin("chatml")?;
     let format = template.tool_call_format();
     let tools = [weather_tool()];
 

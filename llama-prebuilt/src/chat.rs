@@ -475,6 +475,32 @@ impl Model {
         self.named_chat_template(None)
     }
 
+    /// The model's chat template, or — for a model without one — llama.cpp's built-in
+    /// template `builtin` (e.g. `"chatml"`, what llama.cpp itself falls back to), which
+    /// [`ChatTemplate::render`] then formats with the built-in matcher
+    /// ([`TemplatePath::Builtin`] with no Jinja error). BOS and EOS texts are the model's.
+    ///
+    /// # Failure
+    /// [`Error::InvalidParam`] if `builtin` is not one of [`ChatTemplate::builtin_names`].
+    pub fn chat_template_or_builtin(&self, builtin: &str) -> Result<ChatTemplate> {
+        if let Some(template) = self.chat_template() {
+            return Ok(template);
+        }
+        if !ChatTemplate::builtin_names().iter().any(|n| n == builtin) {
+            return Err(Error::param(
+                "builtin",
+                format!("{builtin:?} is not one of llama.cpp's built-in chat templates"),
+            ));
+        }
+        let text = |token: Option<crate::Token>| {
+            token
+                .and_then(|t| self.token_text(t).ok())
+                .unwrap_or_default()
+        };
+        Ok(ChatTemplate::new(builtin)?
+            .with_special_tokens(text(self.token_bos()), text(self.token_eos())))
+    }
+
     /// A named chat template from the metadata (`tokenizer.chat_template.<name>`), or the
     /// default one for `None`.
     pub fn named_chat_template(&self, name: Option<&str>) -> Option<ChatTemplate> {

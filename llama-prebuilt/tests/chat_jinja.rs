@@ -441,3 +441,45 @@ fn tiny_model_template_agrees_with_the_builtin_matcher() {
         );
     }
 }
+
+/// A model without a template falls back to a built-in one, and says so.
+#[test]
+fn a_model_without_template_falls_back_to_a_builtin_one() {
+    use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
+    let spec = TinyModelSpec {
+        chat_template: None,
+        ..TinyModelSpec::tiny()
+    };
+    let model = Model::load(
+        gguf::cached_model(&spec).unwrap(),
+        &ModelParams::default().vocab_only(true),
+    )
+    .unwrap();
+    assert!(model.chat_template().is_none());
+    let template = model.chat_template_or_builtin("chatml").unwrap();
+    assert_eq!(template.source(), "chatml");
+    let rendered = template
+        .render(
+            &[ChatMessage::user("x")],
+            &ChatOptions::default().add_generation_prompt(true),
+        )
+        .unwrap();
+    assert_eq!(rendered.path, TemplatePath::Builtin { jinja_error: None });
+    assert_eq!(
+        rendered.prompt,
+        "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let err = model
+        .chat_template_or_builtin("no-such-template")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid parameter builtin: \"no-such-template\" is not one of llama.cpp's built-in chat templates"
+    );
+    // A model with a template keeps it.
+    let tiny = tiny_model().chat_template_or_builtin("llama3").unwrap();
+    assert_eq!(
+        tiny.source(),
+        llama_prebuilt_test_support::gguf::DEFAULT_CHAT_TEMPLATE
+    );
+}
