@@ -17,6 +17,10 @@
 //!   GBNF grammar steps that sample *and* accept.
 //! - [`Generator`]: a streaming iterator of UTF-8 text chunks that stops at end-of-generation
 //!   tokens, stop strings and a token limit, and can be cancelled from another thread.
+//! - [`ChatTemplate`]: the model's own Jinja chat template rendered with minijinja (llama.cpp's
+//!   built-in matcher as the fallback), tools offered through it; [`Sampler::json_schema`]
+//!   for output that validates against a JSON Schema ([`json_schema_to_gbnf`]);
+//!   [`Sampler::tool_calls`] and [`ToolCallFormat`] to constrain and parse tool calls.
 //!
 //! Misuse is a compile error or an [`Error`], not undefined behaviour: a context cannot
 //! outlive its model, logits cannot be held across a decode, bad token ids, sequence ids,
