@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 
 use crate::PINNED_TAG;
 
-/// The bindgen allowlists: every llama/ggml/gguf function, type and constant.
+/// The bindgen allowlists: every llama/ggml/gguf function, type and constant, and the RPC
+/// protocol version (ggml-rpc.h) the safe crate checks servers against.
 pub const ALLOW_FUNCTIONS: &str = "(llama|ggml|gguf)_.*";
 /// See [`ALLOW_FUNCTIONS`].
 pub const ALLOW_TYPES: &str = "(llama|ggml|gguf)_.*";
 /// See [`ALLOW_FUNCTIONS`].
-pub const ALLOW_VARS: &str = "(LLAMA|GGML|GGUF)_.*";
+pub const ALLOW_VARS: &str = "(LLAMA|GGML|GGUF|RPC_PROTO)_.*";
 
 /// The facts the choice depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,8 @@ use crate::{abi, ffi, logging};
 pub struct Backend {
     lib_dir: PathBuf,
     lib_dir_source: LibDirSource,
-    devices: Vec<Device>,
+    /// The devices registered at initialisation, then those of each RPC server added.
+    devices: Mutex<Vec<Device>>,
 }
 
 /// Where [`Backend`] took the library directory from.
@@ -67,6 +68,54 @@ pub struct Device {
     pub memory_free: usize,
     /// Total memory in bytes, as the backend reports it.
     pub memory_total: usize,
+    /// The backend that registered the device: `CPU`, `Vulkan`, … or `RPC[host:port]` for
+    /// the devices of an RPC server.
+    pub backend: String,
+    handle: DeviceHandle,
+}
+
+/// A `ggml_backend_dev_t`. Registered devices live until the process exits (ggml never frees
+/// them), so the address identifies the device and may be passed back to llama.cpp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct DeviceHandle(usize);
+
+impl Device {
+    /// Reads a device's properties. For an RPC device this asks the server for its memory.
+    ///
+    /// # Safety
+    /// `dev` is a registered, non-null device.
+    pub(crate) unsafe fn from_raw(dev: sys::ggml_backend_dev_t) -> Device {
+        let (mut free, mut total) = (0usize, 0usize);
+        // SAFETY: as the caller promises; the strings are owned by the device and copied here.
+        unsafe {
+            sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
+            let reg = sys::ggml_backend_dev_backend_reg(dev);
+            Device {
+                name: ffi::borrowed_string(sys::ggml_backend_dev_name(dev)).unwrap_or_default(),
+                description: ffi::borrowed_string(sys::ggml_backend_dev_description(dev))
+                    .unwrap_or_default(),
+                kind: DeviceKind::from_raw(sys::ggml_backend_dev_type(dev)),
+                memory_free: free,
+                memory_total: total,
+                backend: if reg.is_null() {
+                    String::new()
+                } else {
+                    ffi::borrowed_string(sys::ggml_backend_reg_name(reg)).unwrap_or_default()
+                },
+                handle: DeviceHandle(dev as usize),
+            }
+        }
+    }
+
+    /// The `ggml_backend_dev_t`, for llama.cpp's device lists.
+    pub(crate) fn raw(&self) -> sys::ggml_backend_dev_t {
+        self.handle.0 as sys::ggml_backend_dev_t
+    }
+
+    /// Whether this is a device of an RPC server.
+    pub fn is_rpc(&self) -> bool {
+        self.backend.starts_with("RPC")
+    }
 }
 
 /// The kind of a [`Device`] (ggml's `enum ggml_backend_dev_type`).
@@ -157,14 +206,14 @@ impl Backend {
         }
         // SAFETY: initialises llama.cpp's global tables; idempotent.
         unsafe { sys::llama_backend_init() };
+        for d in &devices {
+            log::debug!(target: logging::LOG_TARGET, "device {} ({:?}): {}", d.name, d.kind, d.description);
+        }
         let backend = Backend {
             lib_dir,
             lib_dir_source,
-            devices,
+            devices: Mutex::new(devices),
         };
-        for d in &backend.devices {
-            log::debug!(target: logging::LOG_TARGET, "device {} ({:?}): {}", d.name, d.kind, d.description);
-        }
         Ok(BACKEND.get_or_init(|| backend))
     }
 
@@ -188,9 +237,24 @@ impl Backend {
         self.lib_dir_source
     }
 
-    /// The devices that registered, in ggml's order (the CPU comes last).
-    pub fn devices(&self) -> &[Device] {
-        &self.devices
+    /// The devices that registered, in ggml's order (the CPU comes last), followed by the
+    /// devices of the RPC servers added with [`Backend::add_rpc_server`]. Memory figures are
+    /// those reported when the device registered.
+    pub fn devices(&self) -> Vec<Device> {
+        self.devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Appends devices registered after initialisation (an RPC server's).
+    pub(crate) fn push_devices(&self, new: &[Device]) {
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        for d in new {
+            if !devices.contains(d) {
+                devices.push(d.clone());
+            }
+        }
     }
 
     /// llama.cpp's system information line (CPU features the backend uses).
@@ -214,23 +278,12 @@ impl Backend {
 
 fn list_devices() -> Vec<Device> {
     // SAFETY: queries of the backend registry; each returned device pointer stays valid for
-    // the life of the process, and the strings it returns are owned by the device.
+    // the life of the process. No RPC server is registered yet, so no query goes to a network.
     unsafe {
         (0..sys::ggml_backend_dev_count())
             .map(|i| sys::ggml_backend_dev_get(i))
             .filter(|dev| !dev.is_null())
-            .map(|dev| {
-                let (mut free, mut total) = (0usize, 0usize);
-                sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
-                Device {
-                    name: ffi::borrowed_string(sys::ggml_backend_dev_name(dev)).unwrap_or_default(),
-                    description: ffi::borrowed_string(sys::ggml_backend_dev_description(dev))
-                        .unwrap_or_default(),
-                    kind: DeviceKind::from_raw(sys::ggml_backend_dev_type(dev)),
-                    memory_free: free,
-                    memory_total: total,
-                }
-            })
+            .map(|dev| Device::from_raw(dev))
             .collect()
     }
 }

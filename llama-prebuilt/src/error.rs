@@ -49,6 +49,41 @@ pub enum Error {
         found: String,
     },
 
+    // ---- RPC servers -----------------------------------------------------------------------
+    /// An RPC endpoint string is not `host:port` as llama.cpp parses it.
+    #[error("invalid RPC endpoint {endpoint:?}: {reason}")]
+    RpcEndpoint {
+        /// The string given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The library directory has no RPC backend (`libggml-rpc` / `ggml-rpc.dll`).
+    #[error(
+        "the RPC backend is not available: no ggml-rpc library in {lib_dir} (official release archives ship it; set LLAMA_LIB_DIR to a release's library directory)"
+    )]
+    RpcUnavailable {
+        /// The directory the backends were loaded from.
+        lib_dir: PathBuf,
+    },
+    /// Nothing answered at an RPC endpoint (refused, timed out, unresolvable, or busy with
+    /// another client).
+    #[error("RPC server {endpoint} is unreachable: {reason}")]
+    RpcUnreachable {
+        /// The endpoint, `host:port`.
+        endpoint: String,
+        /// What happened.
+        reason: String,
+    },
+    /// Something answered at an RPC endpoint, but not a compatible ggml RPC server.
+    #[error("{endpoint} is not a compatible ggml RPC server: {reason}")]
+    RpcProtocol {
+        /// The endpoint, `host:port`.
+        endpoint: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+
     // ---- files and models ------------------------------------------------------------------
     /// A file could not be opened or read.
     #[error("{path}: {source}")]

@@ -14,9 +14,12 @@ use std::sync::{Arc, Mutex};
 use llama_prebuilt_sys as sys;
 
 use crate::backend::Backend;
+use crate::backend::Device;
 use crate::context::Context;
 use crate::context_params::ContextParams;
 use crate::error::{Error, Result};
+use crate::placement::{Placement, SplitMode};
+use crate::rpc::RpcLease;
 use crate::{ffi, gguf};
 
 /// Owns a `llama_model *` and frees it on drop. Shared (through `Arc`) by [`Model`] and the
@@ -25,6 +28,8 @@ pub(crate) struct RawModel {
     ptr: NonNull<sys::llama_model>,
     vocab: NonNull<sys::llama_vocab>,
     n_vocab: u32,
+    /// The RPC servers the model's buffers hold connections to; dropped after the model.
+    _rpc_leases: Vec<RpcLease>,
 }
 
 // SAFETY: a loaded llama_model is immutable; llama.cpp reads it from any number of contexts
@@ -130,6 +135,7 @@ pub struct ModelParams {
     vocab_only: bool,
     check_tensors: bool,
     progress: Option<Arc<ProgressCallback>>,
+    placement: Placement,
 }
 
 impl Default for ModelParams {
@@ -140,6 +146,7 @@ impl Default for ModelParams {
             vocab_only: false,
             check_tensors: false,
             progress: None,
+            placement: Placement::default(),
         }
     }
 }
@@ -152,6 +159,7 @@ impl fmt::Debug for ModelParams {
             .field("vocab_only", &self.vocab_only)
             .field("check_tensors", &self.check_tensors)
             .field("progress", &self.progress.as_ref().map(|_| "callback"))
+            .field("placement", &self.placement)
             .finish()
     }
 }
@@ -183,6 +191,47 @@ impl ModelParams {
     /// Validate the tensor data while loading (slow).
     pub fn check_tensors(mut self, check: bool) -> Self {
         self.check_tensors = check;
+        self
+    }
+
+    /// The devices to offload layers to, in order (local GPUs and RPC servers' devices, from
+    /// [`Backend::devices`] or [`RpcServer::devices`](crate::RpcServer::devices)). Without
+    /// this, llama.cpp uses every registered offload device, RPC servers first. An empty list
+    /// keeps everything on the CPU. CPU devices are rejected: the CPU always holds what is not
+    /// offloaded (see [`ModelParams::gpu_layers`]).
+    pub fn devices<'a>(mut self, devices: impl IntoIterator<Item = &'a Device>) -> Self {
+        self.placement.devices = Some(devices.into_iter().cloned().collect());
+        self
+    }
+
+    /// How the offloaded layers are split across several devices ([`SplitMode::Layer`] by
+    /// default).
+    pub fn split_mode(mut self, mode: SplitMode) -> Self {
+        self.placement.split_mode = mode;
+        self
+    }
+
+    /// With [`SplitMode::None`], the index (into the offload devices) of the one device that
+    /// holds the offloaded layers. Checked at load time against the number of devices.
+    pub fn main_gpu(mut self, index: u32) -> Self {
+        self.placement.main_gpu = index;
+        self
+    }
+
+    /// The proportion of the offloaded layers each offload device gets, in device order, e.g.
+    /// `[1.0, 3.0]` puts a quarter on the first and three quarters on the second. Empty (the
+    /// default): in proportion to each device's free memory. At most `llama_max_devices()`
+    /// (16) finite values >= 0; checked at load time.
+    pub fn tensor_split(mut self, proportions: &[f32]) -> Self {
+        self.placement.tensor_split = proportions.to_vec();
+        self
+    }
+
+    /// How long [`Model::load`] waits for each RPC server the model will use to accept a
+    /// connection before llama.cpp talks to it ([`DEFAULT_RPC_TIMEOUT`](crate::DEFAULT_RPC_TIMEOUT)
+    /// by default).
+    pub fn rpc_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.placement.rpc_timeout = timeout;
         self
     }
 
@@ -236,11 +285,17 @@ impl Model {
     /// [`Error::InvalidGguf`] if it is not a well-formed GGUF file (wrong magic, truncated),
     /// [`Error::LoadCancelled`] if the progress callback returned `false`,
     /// [`Error::ModelLoad`] if llama.cpp refuses it (unknown architecture, missing tensors),
+    /// [`Error::InvalidParam`] for a placement that cannot work (a CPU device in
+    /// [`ModelParams::devices`], a bad [`ModelParams::tensor_split`] or
+    /// [`ModelParams::main_gpu`]), [`Error::RpcUnreachable`] / [`Error::RpcProtocol`] if an
+    /// RPC server the model would use does not accept connections (checked first, because
+    /// llama.cpp's RPC client aborts the process instead of failing),
     /// and the errors of [`Backend::init`].
     pub fn load(path: impl AsRef<Path>, params: &ModelParams) -> Result<Model> {
         let path = path.as_ref();
-        Backend::init()?;
+        let backend = Backend::init()?;
         check_file(path)?;
+        let mut placement = params.placement.prepare(backend)?;
         let c_path = ffi::path_c_string(path)?;
 
         // SAFETY: returns a plain struct by value.
@@ -252,6 +307,7 @@ impl Model {
         raw.load_mode = params.load_mode.raw();
         raw.vocab_only = params.vocab_only;
         raw.check_tensors = params.check_tensors;
+        placement.apply(&mut raw);
 
         let state = params.progress.as_deref().map(|callback| ProgressState {
             callback,
@@ -264,10 +320,11 @@ impl Model {
         }
 
         let (ptr, message) = ffi::gate(|| {
-            // SAFETY: c_path is NUL-terminated; `raw` only points at `state`, which outlives
-            // the call.
+            // SAFETY: c_path is NUL-terminated; `raw` only points at `state` and `placement`,
+            // which outlive the call.
             unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), raw) }
         });
+        crate::rpc::mark_rpc_sockets(&placement.endpoints);
         if let Some(state) = state {
             if let Some(payload) = state.panic.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 if let Some(ptr) = NonNull::new(ptr) {
@@ -295,6 +352,7 @@ impl Model {
                 message: Some("the model has no vocabulary".into()),
             })?,
             n_vocab: u32::try_from(n_vocab).unwrap_or(0),
+            _rpc_leases: placement.leases,
         };
         let mut model = Model {
             raw: Arc::new(raw),

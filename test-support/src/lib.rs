@@ -21,5 +21,6 @@ pub mod pypi;
 pub mod reference;
 pub mod rng;
 pub mod rpc_hello;
+pub mod rpc_servers;
 pub mod second_tag;
 pub mod test_env;

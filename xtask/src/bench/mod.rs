@@ -11,6 +11,7 @@ mod fuzz;
 mod inference;
 mod machine;
 mod parallel;
+mod rpc;
 mod soak;
 mod stats;
 mod synth;
@@ -29,6 +30,9 @@ usage: cargo xtask bench <what> [options]
                                           six platforms with --jobs 4 vs --jobs 1 (throttled)
   inference [--runs N] [--params P] [--threads T]
                                           pp512/tg128 tok/s, safe crate vs reference.c
+  rpc [--runs N] [--params P] [--threads T]
+                                          pp/tg tok/s: all layers local vs on 1 and on 2 loopback
+                                          ggml-rpc-servers (the fixture release's own)
   soak [--cycles N] [--tokens N] [--valgrind-cycles N] [--valgrind-tokens N]
                                           create/drop cycles and tokens: RSS, and valgrind memcheck
   fuzz [--seconds S] [--libfuzzer]        fuzz targets: stable PRNG-mutation loop (default) or
@@ -43,6 +47,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("fetch") => fetch::run(rest),
         Some("parallel") => parallel::run(rest),
         Some("inference") => inference::run(rest),
+        Some("rpc") => rpc::run(rest),
         Some("soak") => soak::run(rest),
         Some("fuzz") => fuzz::run(rest),
         Some("machine") => {

@@ -2,8 +2,11 @@
 //! NOT a module of xtask: the bench writes it into a fresh crate (see `apps.rs`) and builds it.
 //!
 //!   bench-app generate MODEL PROMPT N_PREDICT         stream greedy text (what a user's app does)
-//!   bench-app infer MODEL PROMPT N_PREDICT THREADS    the decode loop of test-support/c/reference.c,
-//!                                                     timed the same way (around decodes only)
+//!   bench-app infer MODEL PROMPT N_PREDICT THREADS [RPC_ENDPOINT...]
+//!                                                     the decode loop of test-support/c/reference.c,
+//!                                                     timed the same way (around decodes only); with
+//!                                                     endpoints, every layer on those ggml-rpc-servers
+//!                                                     (split evenly), nothing but the embeddings local
 //!   bench-app count MODEL PROMPT                      number of prompt tokens (BOS included)
 
 use std::io::Write;
@@ -15,11 +18,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match (args.first().map(String::as_str), args.len()) {
         (Some("generate"), 4) => generate(&args[1], &args[2], args[3].parse().expect("N_PREDICT")),
-        (Some("infer"), 5) => infer(
+        (Some("infer"), n) if n >= 5 => infer(
             &args[1],
             &args[2],
             args[3].parse().expect("N_PREDICT"),
             args[4].parse().expect("THREADS"),
+            &args[5..],
         ),
         (Some("count"), 3) => count(&args[1], &args[2]),
         _ => {
@@ -54,8 +58,23 @@ fn count(model: &str, prompt: &str) -> llama_prebuilt::Result<()> {
 
 /// Same parameters and the same timed regions as reference.c: n_ctx = prompt + N_PREDICT,
 /// n_batch = n_ubatch = prompt, greedy sampling, timing around each decode call.
-fn infer(model: &str, prompt: &str, n_predict: u32, threads: u32) -> llama_prebuilt::Result<()> {
-    let model = Model::load(model, &ModelParams::default())?;
+fn infer(
+    model: &str,
+    prompt: &str,
+    n_predict: u32,
+    threads: u32,
+    rpc_endpoints: &[String],
+) -> llama_prebuilt::Result<()> {
+    let backend = llama_prebuilt::Backend::init()?;
+    let mut devices = Vec::new();
+    for endpoint in rpc_endpoints {
+        devices.extend(backend.add_rpc_server(endpoint)?.devices);
+    }
+    let split = vec![1.0; devices.len()];
+    let model = Model::load(
+        model,
+        &ModelParams::default().devices(&devices).tensor_split(&split),
+    )?;
     let prompt = model.tokenize(prompt, true)?;
     let n_prompt = prompt.len() as u32;
     let params = ContextParams::default()
