@@ -279,6 +279,15 @@ fn unsupported_features_are_errors_naming_them() {
             .contains("next to a property name longer than 256 characters (kkkk"),
         "{err}"
     );
+    // A reference cycle that consumes no input converts, but llama.cpp refuses the
+    // left-recursive grammar: an error with its message, not an abort.
+    let cycle =
+        json!({"$defs": {"x": {"$ref": "#"}}, "anyOf": [{"$ref": "#/$defs/x"}, {"type": "null"}]});
+    let err = Sampler::chain().json_schema(model, &cycle).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidGrammar { message: Some(m), .. } if m.contains("left recursion")),
+        "{err:?}"
+    );
     // Nesting deeper than the converter allows is an error, not a stack overflow.
     let mut deep = json!({"type": "integer"});
     for _ in 0..200 {
@@ -416,6 +425,61 @@ fn ban_non_utf8_tokens(model: &Model) -> Vec<(Token, f32)> {
         })
         .map(|t| (t, f32::NEG_INFINITY))
         .collect()
+}
+
+impl Gen {
+    /// A random schema with the unbounded shapes too (any value, free strings and objects,
+    /// additional properties, tuples, references), for grammar acceptance only.
+    fn wide_schema(&mut self, depth: u32) -> Value {
+        if depth >= 3 || self.0.chance(3) {
+            return self.schema(3);
+        }
+        match self.0.below(9) {
+            0 => json!({}),
+            1 => json!({"type": "string"}),
+            2 => json!({"type": "object"}),
+            3 => json!({"type": "object",
+                        "properties": {"a": self.wide_schema(depth + 1), "b c": self.wide_schema(depth + 1)},
+                        "required": ["a"],
+                        "additionalProperties": if self.0.chance(2) { json!(true) } else { self.wide_schema(depth + 1) }}),
+            4 => {
+                json!({"type": "array", "prefixItems": [self.wide_schema(depth + 1), self.wide_schema(depth + 1)],
+                        "items": if self.0.chance(2) { json!(false) } else { self.wide_schema(depth + 1) },
+                        "minItems": self.int(0, 2)})
+            }
+            // `#` is the document root: definitions live there.
+            5 if depth > 0 => json!({"type": "array", "items": {"$ref": "#"}, "maxItems": 2}),
+            5 => json!({"$defs": {"x": self.wide_schema(depth + 1)},
+                        "anyOf": [{"$ref": "#/$defs/x"}, {"type": "array", "items": {"$ref": "#/$defs/x"}}]}),
+            6 => json!({"type": ["integer", "string", "null"], "minimum": self.int(-99, 0)}),
+            7 => json!({"allOf": [self.wide_schema(depth + 1)]}),
+            _ => json!({"type": "array", "items": self.wide_schema(depth + 1)}),
+        }
+    }
+}
+
+/// Every schema the generators make converts to a grammar llama.cpp accepts (unbounded shapes
+/// included, which the sampling test leaves out because a random model may never end them).
+#[test]
+fn property_random_schemas_give_grammars_llama_cpp_accepts() {
+    let model = tiny_model();
+    let mut schemas_gen = Gen(SplitMix64::new(0xacce_97ed));
+    for _ in 0..300 {
+        let schema = if schemas_gen.0.chance(2) {
+            schemas_gen.wide_schema(0)
+        } else {
+            schemas_gen.schema(0)
+        };
+        let gbnf = json_schema_to_gbnf(&schema).unwrap_or_else(|e| panic!("{schema}: {e}"));
+        let start = std::time::Instant::now();
+        if let Err(e) = Sampler::chain().json_schema(model, &schema) {
+            panic!("llama.cpp rejects the grammar of {schema}: {e}\n{gbnf}");
+        }
+        let took = start.elapsed();
+        if took.as_millis() > 200 {
+            eprintln!("{took:?} {} rules: {schema}", gbnf.lines().count());
+        }
+    }
 }
 
 #[test]
