@@ -286,7 +286,7 @@ impl ChatTemplate {
     }
 
     /// Whether the template renders the `tools` variable itself (its source mentions
-    /// `tools`; a heuristic, as in llama.cpp's template capability probe). When it does not,
+    /// `tools`: a heuristic). When it does not,
     /// [`ChatTemplate::render`] describes offered tools in a system message (Hermes style:
     /// calls answered as `<tool_call>{"name": …, "arguments": …}</tool_call>`).
     pub fn handles_tools(&self) -> bool {
