@@ -68,7 +68,7 @@ fn parse_args() -> Result<Args, String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let backend = Backend::init()?;
-    let devices: Vec<_> = backend.devices().iter().map(|d| d.name.as_str()).collect();
+    let devices: Vec<String> = backend.devices().into_iter().map(|d| d.name).collect();
     eprintln!(
         "llama.cpp {} from {} (devices: {})",
         llama_prebuilt::sys::VERSION,

@@ -27,7 +27,7 @@ fn backend_initialises_once_from_the_library_directory() {
 
     let cpu = backend
         .devices()
-        .iter()
+        .into_iter()
         .find(|d| d.kind == DeviceKind::Cpu)
         .expect("the CPU backend registers");
     assert!(!cpu.name.is_empty());
