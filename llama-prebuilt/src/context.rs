@@ -13,7 +13,7 @@ use llama_prebuilt_sys as sys;
 
 use crate::batch::Batch;
 use crate::cancel::{CancelHandle, abort_trampoline};
-use crate::context_params::{ContextParams, Pooling};
+use crate::context_params::{AttentionType, ContextParams, FlashAttention, Pooling};
 use crate::error::{Error, Result};
 use crate::ffi;
 use crate::model::Model;
@@ -46,6 +46,8 @@ pub struct Context<'model> {
     n_seq_max: u32,
     embeddings: bool,
     pooling: Pooling,
+    /// Whether attention is causal (the model's, or what the params forced).
+    causal: bool,
     /// Batch indices that have outputs after the last successful decode.
     outputs: Vec<usize>,
     abort: Arc<AtomicBool>,
@@ -87,6 +89,195 @@ fn thread_count(name: &'static str, n: Option<u32>) -> Result<Option<i32>> {
     }
 }
 
+fn finite(name: &'static str, value: Option<f32>, min_exclusive: bool, works: &str) -> Result<()> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 || (min_exclusive && v == 0.0) => {
+            Err(Error::param(name, format!("{v} is not {works}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The per-head sizes of K and V: `<arch>.attention.key_length`/`value_length` when the
+/// model states them, else `n_embd / n_head` (what llama.cpp assumes too).
+fn head_sizes(model: &Model) -> (u32, u32) {
+    let arch = model.meta("general.architecture").unwrap_or_default();
+    let read = |key: &str| {
+        model
+            .meta(&format!("{arch}.attention.{key}"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    let default = model.n_embd() / model.n_head().max(1);
+    (
+        read("key_length").unwrap_or(default),
+        read("value_length").unwrap_or(default),
+    )
+}
+
+/// Checks the tuning parameters llama.cpp would abort on or reject with a bare NULL.
+fn check_tuning(model: &Model, params: &ContextParams) -> Result<()> {
+    finite(
+        "rope_freq_base",
+        params.rope_freq_base,
+        true,
+        "a valid RoPE base: use a finite value > 0 (e.g. 10000)",
+    )?;
+    finite(
+        "rope_freq_scale",
+        params.rope_freq_scale,
+        true,
+        "a valid RoPE frequency scale: use a finite value > 0 (e.g. 0.5 to double the context)",
+    )?;
+    finite(
+        "yarn_ext_factor",
+        params.yarn_ext_factor,
+        false,
+        "a valid YaRN extrapolation factor: use a finite value >= 0 (0 turns it off)",
+    )?;
+    finite(
+        "yarn_attn_factor",
+        params.yarn_attn_factor,
+        true,
+        "a valid YaRN attention factor: use a finite value > 0 (e.g. 1)",
+    )?;
+    finite(
+        "yarn_beta_fast",
+        params.yarn_beta_fast,
+        true,
+        "a valid YaRN beta_fast: use a finite value > 0 (e.g. 32)",
+    )?;
+    finite(
+        "yarn_beta_slow",
+        params.yarn_beta_slow,
+        true,
+        "a valid YaRN beta_slow: use a finite value > 0 (e.g. 1)",
+    )?;
+    if let (Some(fast), Some(slow)) = (params.yarn_beta_fast, params.yarn_beta_slow)
+        && fast <= slow
+    {
+        return Err(Error::param(
+            "yarn_beta_fast",
+            format!("{fast} must be greater than yarn_beta_slow ({slow}), e.g. 32 and 1"),
+        ));
+    }
+    if params.yarn_orig_ctx == Some(0) {
+        return Err(Error::param(
+            "yarn_orig_ctx",
+            "must be at least 1 (leave it unset for the model's)",
+        ));
+    }
+    let (head_k, head_v) = head_sizes(model);
+    for (name, ty, head) in [
+        ("type_k", params.type_k, head_k),
+        ("type_v", params.type_v, head_v),
+    ] {
+        if ty.is_quantized() && head % ty.block_size() != 0 {
+            return Err(Error::param(
+                name,
+                format!(
+                    "{} stores blocks of {} values, and this model's head size {head} is not a \
+                     multiple of {}: use f32, f16 or bf16",
+                    ty.name(),
+                    ty.block_size(),
+                    ty.block_size()
+                ),
+            ));
+        }
+    }
+    if params.type_v.is_quantized() && params.flash_attention == FlashAttention::Off {
+        return Err(Error::param(
+            "type_v",
+            format!(
+                "a quantized V cache ({}) needs flash attention: use FlashAttention::On or Auto, \
+                 or an f32, f16 or bf16 V cache",
+                params.type_v.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The pooling a context will use: the params', else the model's metadata.
+fn resolved_pooling(model: &Model, params: &ContextParams) -> Pooling {
+    if params.pooling != Pooling::FromModel {
+        return params.pooling;
+    }
+    let arch = model.meta("general.architecture").unwrap_or_default();
+    match model
+        .meta(&format!("{arch}.pooling_type"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        Some(raw) => match Pooling::from_raw(raw as sys::llama_pooling_type) {
+            Pooling::FromModel => Pooling::None,
+            p => p,
+        },
+        None => Pooling::None,
+    }
+}
+
+/// Checks the batch sizes against the sequence count where llama.cpp would abort, computing
+/// them as `llama_context`'s constructor does (`n_batch` capped at the unpadded `n_ctx` for
+/// causal attention, `n_ubatch` at `n_batch`, `n_ctx` padded to 256 per sequence).
+fn check_batch_shape(
+    model: &Model,
+    params: &ContextParams,
+    n_ctx: u32,
+    causal: bool,
+    kv_unified: bool,
+) -> Result<()> {
+    let n_seq = params.n_seq_max;
+    let n_batch = if causal {
+        n_ctx.min(params.n_batch)
+    } else {
+        params.n_batch
+    };
+    let n_ubatch = n_batch.min(params.n_ubatch);
+    // Every decode reserves one output per sequence, at most n_batch of them
+    // (`GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max)` in output_reserve).
+    if n_seq > n_batch {
+        let capped = if causal && n_ctx < params.n_batch {
+            format!(" (n_batch {} capped at n_ctx {n_ctx})", params.n_batch)
+        } else {
+            String::new()
+        };
+        return Err(Error::param(
+            "n_seq_max",
+            format!(
+                "{n_seq} sequences need n_batch >= {n_seq}, but it is {n_batch}{capped}: raise \
+                 n_batch (and n_ctx) or lower n_seq_max"
+            ),
+        ));
+    }
+    // Mean pooling: the worst-case graph is reserved for min(n_ctx, n_ubatch) tokens rounded
+    // up to a multiple of n_seq_max, and its pooling matrix must match the outputs
+    // (`GGML_ASSERT(ggml_can_mul_mat(a, b))` otherwise).
+    if params.embeddings && resolved_pooling(model, params) == Pooling::Mean && n_seq > 1 {
+        let pad = |n: u32| n.div_ceil(256).saturating_mul(256);
+        let n_ctx_final = if kv_unified {
+            pad(n_ctx)
+        } else {
+            pad(pad(n_ctx) / n_seq).saturating_mul(n_seq)
+        };
+        let n_tokens = n_ctx_final.min(n_ubatch);
+        if n_tokens % n_seq != 0 {
+            let down = n_tokens / n_seq * n_seq;
+            let hint = if down > 0 {
+                format!("use n_ubatch {down} or another multiple of {n_seq}")
+            } else {
+                format!("use n_ubatch >= {n_seq}")
+            };
+            return Err(Error::param(
+                "n_ubatch",
+                format!(
+                    "with mean pooling, llama.cpp needs the ubatch ({n_tokens} tokens) to be a \
+                     multiple of n_seq_max ({n_seq}): {hint}, or another n_seq_max"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl<'model> Context<'model> {
     /// Creates a context.
     ///
@@ -94,7 +285,12 @@ impl<'model> Context<'model> {
     /// [`Error::ContextTooLarge`] if `n_ctx` exceeds the model's training context (unless
     /// allowed), [`Error::InvalidParam`] for zero batch sizes, thread counts or sequence
     /// counts, or a model loaded with `vocab_only`, [`Error::ContextCreate`] if llama.cpp
-    /// fails (e.g. out of memory).
+    /// fails (e.g. out of memory). Combinations llama.cpp would abort the process on are
+    /// [`Error::InvalidParam`] too, each saying which values work: more sequences than
+    /// `n_batch` (as capped at `n_ctx`), mean pooling with a ubatch that is not a multiple of
+    /// `n_seq_max`, a quantized K or V cache on heads that are not a multiple of its block
+    /// size, a quantized V cache with flash attention off, and NaN, infinite or out-of-range
+    /// RoPE/YaRN values.
     pub fn new(model: &'model Model, params: &ContextParams) -> Result<Self> {
         let n_ctx_train = model.n_ctx_train();
         let requested = if params.n_ctx == 0 {
@@ -134,6 +330,19 @@ impl<'model> Context<'model> {
                 "loaded with vocab_only: it has no weights to run",
             ));
         }
+        check_tuning(model, params)?;
+        let causal = match params.attention {
+            AttentionType::FromModel => model.causal_attention(),
+            AttentionType::Causal => true,
+            AttentionType::NonCausal => false,
+        };
+        check_batch_shape(
+            model,
+            params,
+            requested,
+            causal,
+            params.kv_unified,
+        )?;
         let n_threads = thread_count("n_threads", params.n_threads)?;
         let n_threads_batch = thread_count("n_threads_batch", params.n_threads_batch)?;
 
@@ -151,6 +360,37 @@ impl<'model> Context<'model> {
         }
         raw.embeddings = params.embeddings;
         raw.pooling_type = params.pooling.raw();
+        raw.flash_attn_type = params.flash_attention.raw();
+        raw.type_k = params.type_k.raw();
+        raw.type_v = params.type_v.raw();
+        raw.offload_kqv = params.offload_kqv;
+        raw.op_offload = params.op_offload;
+        raw.swa_full = params.swa_full;
+        raw.kv_unified = params.kv_unified;
+        raw.attention_type = params.attention.raw();
+        raw.rope_scaling_type = params.rope_scaling.raw();
+        // Unset values keep llama.cpp's "use the model's" markers (0 or -1).
+        if let Some(v) = params.rope_freq_base {
+            raw.rope_freq_base = v;
+        }
+        if let Some(v) = params.rope_freq_scale {
+            raw.rope_freq_scale = v;
+        }
+        if let Some(v) = params.yarn_ext_factor {
+            raw.yarn_ext_factor = v;
+        }
+        if let Some(v) = params.yarn_attn_factor {
+            raw.yarn_attn_factor = v;
+        }
+        if let Some(v) = params.yarn_beta_fast {
+            raw.yarn_beta_fast = v;
+        }
+        if let Some(v) = params.yarn_beta_slow {
+            raw.yarn_beta_slow = v;
+        }
+        if let Some(v) = params.yarn_orig_ctx {
+            raw.yarn_orig_ctx = v;
+        }
 
         let (ptr, message) = ffi::gate(|| {
             // SAFETY: a valid model that outlives the context ('model); plain parameters.
@@ -183,6 +423,7 @@ impl<'model> Context<'model> {
             n_seq_max,
             embeddings: params.embeddings,
             pooling,
+            causal,
             outputs: Vec::new(),
             abort,
             _not_sync: PhantomData,
@@ -269,7 +510,7 @@ impl<'model> Context<'model> {
         // llama.cpp asserts this for non-causal models (it would abort the process), and with
         // pooled embeddings it pools each ubatch separately (the result would be wrong).
         let pooled = self.embeddings && self.pooling != Pooling::None;
-        if (pooled || !self.model.causal_attention()) && batch.len() > self.n_ubatch as usize {
+        if (pooled || !self.causal) && batch.len() > self.n_ubatch as usize {
             return Err(Error::BatchTooLarge {
                 n_tokens: batch.len(),
                 n_batch: self.n_ubatch,

@@ -74,7 +74,9 @@ pub use chat::{
     ToolCall, ToolCallFormat,
 };
 pub use context::Context;
-pub use context_params::{ContextParams, Pooling};
+pub use context_params::{
+    AttentionType, ContextParams, FlashAttention, KvCacheType, Pooling, RopeScaling,
+};
 pub use embed::{cosine_similarity, normalize};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generator, StopReason};

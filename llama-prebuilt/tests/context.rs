@@ -347,3 +347,288 @@ fn thread_counts_can_change() {
     ctx.set_threads(1, 2).unwrap();
     assert!(ctx.set_threads(0, 1).is_err());
 }
+
+/// The tiny model with 64-wide heads (2 heads of a 128-wide model), where quantized KV
+/// caches fit (their blocks hold 32 values).
+fn wide_head_model() -> &'static llama_prebuilt::Model {
+    static MODEL: std::sync::OnceLock<llama_prebuilt::Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        let spec = TinyModelSpec {
+            n_embd: 128,
+            n_head: 2,
+            n_head_kv: 1,
+            n_ff: 128,
+            seed: 0x5eed_5eee_0000_0002,
+            pooling: Some(1),
+            ..TinyModelSpec::tiny()
+        };
+        let path = llama_prebuilt_test_support::gguf::cached_model(&spec).unwrap();
+        llama_prebuilt::Model::load(
+            path,
+            &llama_prebuilt::ModelParams::default().n_gpu_layers(0),
+        )
+        .unwrap()
+    })
+}
+
+fn param_error(result: Result<Context<'_>, Error>) -> (&'static str, String) {
+    match result {
+        Err(Error::InvalidParam { name, reason }) => (name, reason),
+        Err(other) => panic!("expected InvalidParam, got {other}"),
+        Ok(_) => panic!("expected InvalidParam, got a context"),
+    }
+}
+
+#[test]
+fn a_quantized_cache_needs_heads_that_hold_whole_blocks() {
+    use llama_prebuilt::KvCacheType;
+    // The tiny model's heads are 16 wide: no 32-value block fits (llama.cpp would abort in
+    // ggml_row_size without flash attention, and return NULL with it).
+    for ty in KvCacheType::ALL.into_iter().filter(|t| t.is_quantized()) {
+        let (name, reason) = param_error(tiny_model().new_context(&small_ctx().type_k(ty)));
+        assert_eq!(name, "type_k");
+        assert_eq!(
+            reason,
+            format!(
+                "{} stores blocks of 32 values, and this model's head size 16 is not a multiple of 32: use f32, f16 or bf16",
+                ty.name()
+            )
+        );
+        let (name, _) = param_error(tiny_model().new_context(&small_ctx().type_v(ty)));
+        assert_eq!(name, "type_v");
+    }
+    // Float caches work on any model; quantized ones where the heads are 64 wide.
+    for ty in [KvCacheType::F32, KvCacheType::Bf16] {
+        let mut ctx = tiny_model()
+            .new_context(&small_ctx().type_k(ty).type_v(ty))
+            .unwrap();
+        ctx.decode(&Batch::for_sequence(&prompt(), 0, 0).unwrap())
+            .unwrap();
+    }
+    let model = wide_head_model();
+    let tokens = model.tokenize("Hello, world", true).unwrap();
+    let mut ctx = model
+        .new_context(
+            &small_ctx()
+                .type_k(KvCacheType::Q8_0)
+                .type_v(KvCacheType::Q4_0)
+                .flash_attention(llama_prebuilt::FlashAttention::On),
+        )
+        .unwrap();
+    ctx.decode(&Batch::for_sequence(&tokens, 0, 0).unwrap())
+        .unwrap();
+    assert!(ctx.last_logits().unwrap().iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn a_quantized_v_cache_needs_flash_attention() {
+    use llama_prebuilt::{FlashAttention, KvCacheType};
+    let (name, reason) = param_error(
+        wide_head_model().new_context(
+            &small_ctx()
+                .type_v(KvCacheType::Q8_0)
+                .flash_attention(FlashAttention::Off),
+        ),
+    );
+    assert_eq!(name, "type_v");
+    assert_eq!(
+        reason,
+        "a quantized V cache (q8_0) needs flash attention: use FlashAttention::On or Auto, or an f32, f16 or bf16 V cache"
+    );
+    // A quantized K cache is fine without it.
+    wide_head_model()
+        .new_context(
+            &small_ctx()
+                .type_k(KvCacheType::Q8_0)
+                .flash_attention(FlashAttention::Off),
+        )
+        .unwrap();
+}
+
+#[test]
+fn rope_and_yarn_settings_must_be_finite_and_in_range() {
+    let model = tiny_model();
+    let cases: Vec<(ContextParams, &str, &str)> = vec![
+        (
+            small_ctx().rope_freq_base(f32::NAN),
+            "rope_freq_base",
+            "NaN is not a valid RoPE base: use a finite value > 0 (e.g. 10000)",
+        ),
+        (
+            small_ctx().rope_freq_base(0.0),
+            "rope_freq_base",
+            "0 is not a valid RoPE base: use a finite value > 0 (e.g. 10000)",
+        ),
+        (
+            small_ctx().rope_freq_scale(-0.5),
+            "rope_freq_scale",
+            "-0.5 is not a valid RoPE frequency scale: use a finite value > 0 (e.g. 0.5 to double the context)",
+        ),
+        (
+            small_ctx().rope_freq_scale(f32::INFINITY),
+            "rope_freq_scale",
+            "inf is not a valid RoPE frequency scale: use a finite value > 0 (e.g. 0.5 to double the context)",
+        ),
+        (
+            small_ctx().yarn_ext_factor(-1.0),
+            "yarn_ext_factor",
+            "-1 is not a valid YaRN extrapolation factor: use a finite value >= 0 (0 turns it off)",
+        ),
+        (
+            small_ctx().yarn_attn_factor(0.0),
+            "yarn_attn_factor",
+            "0 is not a valid YaRN attention factor: use a finite value > 0 (e.g. 1)",
+        ),
+        (
+            small_ctx().yarn_beta_fast(f32::NAN),
+            "yarn_beta_fast",
+            "NaN is not a valid YaRN beta_fast: use a finite value > 0 (e.g. 32)",
+        ),
+        (
+            small_ctx().yarn_beta_slow(-1.0),
+            "yarn_beta_slow",
+            "-1 is not a valid YaRN beta_slow: use a finite value > 0 (e.g. 1)",
+        ),
+        (
+            small_ctx().yarn_beta_fast(1.0).yarn_beta_slow(2.0),
+            "yarn_beta_fast",
+            "1 must be greater than yarn_beta_slow (2), e.g. 32 and 1",
+        ),
+        (
+            small_ctx().yarn_orig_ctx(0),
+            "yarn_orig_ctx",
+            "must be at least 1 (leave it unset for the model's)",
+        ),
+    ];
+    for (params, want_name, want_reason) in cases {
+        let (name, reason) = param_error(model.new_context(&params));
+        assert_eq!((name, reason.as_str()), (want_name, want_reason));
+    }
+    // Valid settings of every kind decode.
+    use llama_prebuilt::RopeScaling;
+    for scaling in [
+        RopeScaling::None,
+        RopeScaling::Linear,
+        RopeScaling::Yarn,
+        RopeScaling::FromModel,
+    ] {
+        let mut ctx = model
+            .new_context(
+                &small_ctx()
+                    .rope_scaling(scaling)
+                    .rope_freq_base(20_000.0)
+                    .rope_freq_scale(0.5)
+                    .yarn_ext_factor(1.0)
+                    .yarn_attn_factor(1.0)
+                    .yarn_beta_fast(32.0)
+                    .yarn_beta_slow(1.0)
+                    .yarn_orig_ctx(1024),
+            )
+            .unwrap();
+        ctx.decode(&Batch::for_sequence(&prompt(), 0, 0).unwrap())
+            .unwrap();
+        assert!(ctx.last_logits().unwrap().iter().all(|l| l.is_finite()));
+    }
+}
+
+#[test]
+fn forcing_non_causal_attention_limits_a_batch_to_one_ubatch() {
+    use llama_prebuilt::AttentionType;
+    // llama.cpp asserts n_ubatch >= n_tokens for non-causal attention (an abort); decode
+    // checks it first, also when the context (not the model) makes attention non-causal.
+    let model = tiny_model();
+    let mut ctx = model
+        .new_context(
+            &small_ctx()
+                .n_batch(64)
+                .n_ubatch(4)
+                .attention(AttentionType::NonCausal),
+        )
+        .unwrap();
+    let tokens = prompt();
+    assert!(tokens.len() > 4);
+    let err = ctx
+        .decode(&Batch::for_sequence(&tokens, 0, 0).unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BatchTooLarge {
+                n_batch: 4,
+                n_tokens
+            } if n_tokens == tokens.len()
+        ),
+        "{err}"
+    );
+    ctx.decode(&Batch::for_sequence(&tokens[..4], 0, 0).unwrap())
+        .unwrap();
+    // Forcing causal attention lifts the limit.
+    let mut ctx = model
+        .new_context(&small_ctx().n_ubatch(4).attention(AttentionType::Causal))
+        .unwrap();
+    ctx.decode(&Batch::for_sequence(&tokens, 0, 0).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn more_sequences_than_a_batch_holds_are_rejected() {
+    // llama.cpp reserves one output per sequence, at most n_batch of them, and asserts that
+    // at context creation (`n_outputs_max <= cparams.n_outputs_max`: an abort).
+    let model = tiny_model();
+    let (name, reason) = param_error(model.new_context(&small_ctx().n_batch(8).n_seq_max(16)));
+    assert_eq!(name, "n_seq_max");
+    assert_eq!(
+        reason,
+        "16 sequences need n_batch >= 16, but it is 8: raise n_batch (and n_ctx) or lower n_seq_max"
+    );
+    // n_batch is capped at n_ctx for causal attention (before llama.cpp pads n_ctx to 256).
+    let (name, reason) =
+        param_error(model.new_context(&small_ctx().n_ctx(2).n_batch(64).n_seq_max(4)));
+    assert_eq!(name, "n_seq_max");
+    assert_eq!(
+        reason,
+        "4 sequences need n_batch >= 4, but it is 2 (n_batch 64 capped at n_ctx 2): raise n_batch (and n_ctx) or lower n_seq_max"
+    );
+    let ctx = model
+        .new_context(&small_ctx().n_batch(16).n_seq_max(16))
+        .unwrap();
+    assert_eq!(ctx.n_seq_max(), 16);
+}
+
+#[test]
+fn mean_pooling_needs_a_ubatch_that_is_a_multiple_of_the_sequences() {
+    // llama.cpp reserves the worst-case graph for n_ubatch tokens rounded up to a multiple of
+    // n_seq_max, and the mean-pooling matrix then no longer matches the outputs
+    // (`GGML_ASSERT(ggml_can_mul_mat(a, b))`: an abort).
+    let model = tiny_model();
+    let pooled = || small_ctx().embeddings(true).pooling(Pooling::Mean);
+    let (name, reason) =
+        param_error(model.new_context(&pooled().n_batch(64).n_ubatch(64).n_seq_max(3)));
+    assert_eq!(name, "n_ubatch");
+    assert_eq!(
+        reason,
+        "with mean pooling, llama.cpp needs the ubatch (64 tokens) to be a multiple of n_seq_max (3): use n_ubatch 63 or another multiple of 3, or another n_seq_max"
+    );
+    let (_, reason) =
+        param_error(model.new_context(&pooled().n_batch(64).n_ubatch(2).n_seq_max(3)));
+    assert!(
+        reason.ends_with("use n_ubatch >= 3, or another n_seq_max"),
+        "{reason}"
+    );
+    // What the message suggests works, and so do other poolings.
+    let mut ctx = model
+        .new_context(&pooled().n_batch(64).n_ubatch(63).n_seq_max(3))
+        .unwrap();
+    let tokens = prompt();
+    ctx.decode(&Batch::for_sequence(&tokens, 0, 2).unwrap())
+        .unwrap();
+    assert_eq!(ctx.embeddings_seq(2).unwrap().len(), 64);
+    model
+        .new_context(
+            &small_ctx()
+                .embeddings(true)
+                .pooling(Pooling::Last)
+                .n_seq_max(3),
+        )
+        .unwrap();
+}

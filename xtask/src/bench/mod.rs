@@ -14,6 +14,7 @@ mod parallel;
 mod rpc;
 mod soak;
 mod stats;
+mod sweep;
 mod synth;
 
 use std::io::Write;
@@ -37,6 +38,8 @@ usage: cargo xtask bench <what> [options]
                                           create/drop cycles and tokens: RSS, and valgrind memcheck
   fuzz [--seconds S] [--libfuzzer]        fuzz targets: stable PRNG-mutation loop (default) or
                                           cargo-fuzz/libFuzzer (needs nightly + cargo-fuzz)
+  sweep [--cases N] [--seed S] [--jobs J]  ContextParams x ModelParams on the tiny models, each
+                                          case in a child process: 0 aborts required
   machine                                 print the machine description
 ";
 
@@ -50,6 +53,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("rpc") => rpc::run(rest),
         Some("soak") => soak::run(rest),
         Some("fuzz") => fuzz::run(rest),
+        Some("sweep") => sweep::run(rest),
         Some("machine") => {
             println!("{}", machine::describe());
             Ok(())
