@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::digest::Expected;
 use crate::error::Result;
 use crate::extract::Limits;
+use crate::host_probe::HostProbe;
 use crate::http::Http;
 use crate::install::{EntryState, Installed, Installer, Repair};
 use crate::obtain::{Obtainer, Source};
@@ -25,6 +26,7 @@ use crate::release::Release;
 use crate::resolve::{Plan, Request, Resolver};
 use crate::target::Target;
 use crate::trust::TrustStore;
+use crate::variant_auto::{self, AutoChoice, Listing};
 
 /// Resolves, downloads, verifies, extracts and caches release assets.
 pub struct Fetcher {
@@ -105,6 +107,51 @@ impl Fetcher {
     /// A release's metadata from the API.
     pub fn release(&self, tag: &str) -> Result<Release> {
         self.resolver().release(tag)
+    }
+
+    /// Resolves `LLAMA_PREBUILT_VARIANT=auto` for `target` at `tag` on the build host
+    /// `host_triple` (see [`crate::variant_auto`] for the rule). The host is probed only when
+    /// it is the target; the release's assets are looked up only when the probe found a GPU:
+    /// from the release API when the network may be used, and always from the checksums files
+    /// and the cache.
+    pub fn auto_variant(
+        &self,
+        tag: &str,
+        target: &Target,
+        host_triple: &str,
+        probe: impl FnOnce() -> HostProbe,
+    ) -> Result<AutoChoice> {
+        variant_auto::select(tag, target, host_triple, probe, || self.listing(tag))
+    }
+
+    /// The asset names `tag` is known to have (for `auto`).
+    fn listing(&self, tag: &str) -> Listing {
+        let mut names = self.trust.recorded_assets(tag);
+        names.extend(
+            self.cache
+                .entries()
+                .into_iter()
+                .filter(|e| e.manifest.tag == tag)
+                .map(|e| e.manifest.asset),
+        );
+        let mut source = "the checksums files and the cache".to_string();
+        if self.config.offline.is_none() && self.config.mirror_dir().is_none() {
+            match self.resolver().release(tag) {
+                Ok(rel) => {
+                    names.extend(rel.assets.into_iter().map(|a| a.name));
+                    source = "the release API, the checksums files and the cache".into();
+                }
+                Err(e) => {
+                    source = format!(
+                        "the checksums files and the cache; the release API failed: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    )
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Listing { names, source }
     }
 
     /// What `ensure` would use, decided without network.

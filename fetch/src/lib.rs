@@ -36,6 +36,7 @@ mod fetcher;
 pub mod files;
 pub mod hashing;
 pub mod headers;
+pub mod host_probe;
 pub mod http;
 pub mod implib;
 mod install;
@@ -48,6 +49,7 @@ pub mod release;
 mod resolve;
 pub mod target;
 pub mod trust;
+pub mod variant_auto;
 
 pub use asset::{PLATFORMS, Platform};
 pub use cache::Cache;
@@ -60,6 +62,7 @@ pub use progress::{Event, Progress};
 pub use resolve::{Plan, Request};
 pub use target::Target;
 pub use trust::{DigestSource, Expected};
+pub use variant_auto::AutoChoice;
 
 /// The release tag this version of the crates is built and tested against.
 pub const PINNED_TAG: &str = "b10199";

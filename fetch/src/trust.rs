@@ -78,6 +78,21 @@ impl TrustStore {
             .map(|d| from(d, DigestSource::ChecksumsFile(path.clone())))
     }
 
+    /// Every asset of `tag` a checksums file (embedded or extra) records.
+    pub fn recorded_assets(&self, tag: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .embedded
+            .assets(tag)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if let Some((_, c)) = &self.extra {
+            names.extend(c.assets(tag).map(|(n, _)| n.to_string()));
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Whether `LLAMA_PREBUILT_SHA256` is set.
     pub fn has_env_digest(&self) -> bool {
         self.env_sha256.is_some()
