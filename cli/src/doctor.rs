@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use llama_prebuilt_fetch::{Fetcher, Platform, Request, asset, vars};
+use llama_prebuilt_fetch::host_probe::HostProbe;
+use llama_prebuilt_fetch::{Fetcher, Platform, Request, Target, asset, vars};
 use serde::Serialize;
 
 use crate::args::DoctorArgs;
@@ -28,6 +29,10 @@ struct Report {
     tag_source: String,
     variant: String,
     variant_source: String,
+    /// What `auto` resolved to, when the variant is `auto`.
+    variant_resolved: Option<String>,
+    /// What the GPU probe found on this machine and what `auto` would pick.
+    gpu: Gpu,
     asset: Option<String>,
     candidates: Vec<String>,
     url: Option<String>,
@@ -42,6 +47,44 @@ struct Report {
     /// What a build would do, in a sentence.
     action: String,
     problems: Vec<String>,
+}
+
+/// The host GPU probe and the `auto` decision.
+#[derive(Debug, Default, Serialize)]
+struct Gpu {
+    /// The probe's findings in words (NVIDIA line, Vulkan line).
+    found: Vec<String>,
+    nvidia_driver: Option<String>,
+    nvidia_evidence: Option<PathBuf>,
+    vulkan_loader: Option<PathBuf>,
+    vulkan_icds: Vec<PathBuf>,
+    software_icds: Vec<PathBuf>,
+    icd_source: String,
+    /// The variant `LLAMA_PREBUILT_VARIANT=auto` would pick for the target (`None` when the
+    /// tag or target could not be resolved).
+    auto_variant: Option<String>,
+    /// Why.
+    auto_reasons: Vec<String>,
+}
+
+impl Gpu {
+    fn from_probe(p: &HostProbe) -> Gpu {
+        Gpu {
+            found: p.describe(),
+            nvidia_driver: p.nvidia.as_ref().map(|n| {
+                n.version
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "unknown version".into())
+            }),
+            nvidia_evidence: p.nvidia.as_ref().map(|n| n.evidence.clone()),
+            vulkan_loader: p.vulkan_loader.clone(),
+            vulkan_icds: p.vulkan_icds.clone(),
+            software_icds: p.software_icds.clone(),
+            icd_source: p.icd_source.clone(),
+            auto_variant: None,
+            auto_reasons: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -106,6 +149,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
         value: variant,
         source: variant_source,
     } = settings::variant(None);
+    let probe = HostProbe::detect();
     let mut r = Report {
         target: target.triple.clone(),
         target_source: target_source.into(),
@@ -118,6 +162,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
         offline: config.offline.is_some(),
         offline_reason: config.offline.clone(),
         overrides: overrides(),
+        gpu: Gpu::from_probe(&probe),
         cache: CacheState::default(),
         ..Report::default()
     };
@@ -176,6 +221,25 @@ fn diagnose(args: &DoctorArgs) -> Report {
         return finish(r);
     };
 
+    let host = Target::host();
+    match fetcher.auto_variant(&tag, &target, &host.triple, || probe.clone()) {
+        Ok(choice) => {
+            r.gpu.auto_variant = Some(choice.variant);
+            r.gpu.auto_reasons = choice.reasons;
+        }
+        Err(e) if variant == "auto" => {
+            r.problems.push(e.to_string());
+            return finish(r);
+        }
+        Err(e) => r.gpu.auto_reasons = vec![e.to_string()],
+    }
+    let variant = match (&*variant, &r.gpu.auto_variant) {
+        ("auto", Some(chosen)) => {
+            r.variant_resolved = Some(chosen.clone());
+            chosen.clone()
+        }
+        _ => variant,
+    };
     let req = Request {
         tag: tag.clone(),
         target,
@@ -323,7 +387,32 @@ fn render(r: &Report) -> String {
             None => format!("{} ({}), unresolved", r.tag_requested, r.tag_source),
         },
     );
-    kv("variant", format!("{} ({})", r.variant, r.variant_source));
+    kv(
+        "variant",
+        match &r.variant_resolved {
+            Some(v) => format!("{} -> {v} ({})", r.variant, r.variant_source),
+            None => format!("{} ({})", r.variant, r.variant_source),
+        },
+    );
+    for (i, line) in r.gpu.found.iter().enumerate() {
+        kv(if i == 0 { "gpu probe" } else { "" }, line.clone());
+    }
+    // The probe's own lines are shown just above; the decision adds the rest.
+    let why: Vec<&str> = r
+        .gpu
+        .auto_reasons
+        .iter()
+        .filter(|x| !r.gpu.found.contains(x))
+        .map(String::as_str)
+        .collect();
+    if let Some(v) = &r.gpu.auto_variant {
+        kv("auto picks", format!("{v}: {}", why.join("; ")));
+    } else if !r.gpu.auto_reasons.is_empty() {
+        kv(
+            "auto picks",
+            format!("nothing ({})", r.gpu.auto_reasons.join("; ")),
+        );
+    }
     if let Some(a) = &r.asset {
         kv("asset", a.clone());
     }

@@ -278,7 +278,7 @@ mod tests {
     fn set_by_cargo(name: &str) -> bool {
         name.starts_with("CARGO_CFG_")
             || name.starts_with("CARGO_FEATURE_")
-            || ["CARGO_MANIFEST_DIR", "OUT_DIR", "TARGET"].contains(&name)
+            || ["CARGO_MANIFEST_DIR", "OUT_DIR", "TARGET", "HOST"].contains(&name)
     }
 
     /// Every `.rs` file under `dir`.

@@ -20,6 +20,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Environment variables that change what the probe finds for Vulkan (a build script that
+/// resolves `auto` declares them with `rerun-if-env-changed`).
+pub const VULKAN_VARS: &[&str] = &["VK_DRIVER_FILES", "VK_ICD_FILENAMES"];
+
 /// A driver version as NVIDIA writes it (`550.54.14` on Linux, `552.22` on Windows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DriverVersion {
@@ -309,7 +313,7 @@ fn linux_lib_dirs(env: &ProbeEnv<'_>) -> Vec<PathBuf> {
 /// over `VK_ICD_FILENAMES` (files), which wins over the standard places, as in the loader.
 fn icd_manifests(env: &ProbeEnv<'_>) -> (String, Vec<PathBuf>) {
     let sep = if env.os == "windows" { ';' } else { ':' };
-    for name in ["VK_DRIVER_FILES", "VK_ICD_FILENAMES"] {
+    for name in VULKAN_VARS {
         if let Some(v) = (env.var)(name) {
             let mut found = Vec::new();
             for item in v.split(sep).filter(|s| !s.is_empty()) {

@@ -292,6 +292,17 @@ impl<'model> Context<'model> {
     /// size, a quantized V cache with flash attention off, and NaN, infinite or out-of-range
     /// RoPE/YaRN values.
     pub fn new(model: &'model Model, params: &ContextParams) -> Result<Self> {
+        Self::with_kv_unified(model, params, false)
+    }
+
+    /// [`Context::new`] with llama.cpp's `kv_unified` set as given: one KV buffer shared by
+    /// all sequences, so a decode of many sequences is one ubatch (llama.cpp splits a batch
+    /// into equal-length per-sequence slices otherwise). Used by [`crate::Embedder`].
+    pub(crate) fn with_kv_unified(
+        model: &'model Model,
+        params: &ContextParams,
+        kv_unified: bool,
+    ) -> Result<Self> {
         let n_ctx_train = model.n_ctx_train();
         let requested = if params.n_ctx == 0 {
             n_ctx_train
@@ -360,6 +371,9 @@ impl<'model> Context<'model> {
         }
         raw.embeddings = params.embeddings;
         raw.pooling_type = params.pooling.raw();
+        if kv_unified {
+            raw.kv_unified = true;
+        }
         raw.flash_attn_type = params.flash_attention.raw();
         raw.type_k = params.type_k.raw();
         raw.type_v = params.type_v.raw();

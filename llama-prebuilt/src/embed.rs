@@ -1,4 +1,9 @@
-//! Embeddings: pooled per sequence and per token.
+//! Embeddings: pooled per sequence and per token; [`Embedder`] for many texts per decode
+//! and reranking.
+
+mod embedder;
+
+pub use embedder::Embedder;
 
 use llama_prebuilt_sys as sys;
 

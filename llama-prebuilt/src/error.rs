@@ -242,6 +242,16 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// One of the inputs of [`Embedder::embed_batch`](crate::Embedder::embed_batch) (or
+    /// [`Embedder::rerank`](crate::Embedder::rerank)) cannot be embedded as it is: empty, or
+    /// longer than one decode holds.
+    #[error("input {index} cannot be embedded: {reason}")]
+    EmbedInput {
+        /// Its position in the input slice (for `rerank`: the document's).
+        index: usize,
+        /// Why, and what to change.
+        reason: String,
+    },
 
     // ---- sampling --------------------------------------------------------------------------
     /// The GBNF grammar does not parse, has no rule named `root`, or is left-recursive.

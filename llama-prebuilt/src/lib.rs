@@ -77,7 +77,7 @@ pub use context::Context;
 pub use context_params::{
     AttentionType, ContextParams, FlashAttention, KvCacheType, Pooling, RopeScaling,
 };
-pub use embed::{cosine_similarity, normalize};
+pub use embed::{Embedder, cosine_similarity, normalize};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generator, StopReason};
 pub use gguf::looks_like_gguf;
