@@ -9,7 +9,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 use llama_prebuilt_fetch::{
-    Config, DigestSource, Fetcher, PINNED_TAG, Request, Target, asset, libdir, linking, vars,
+    Config, DigestSource, Fetcher, PINNED_TAG, Request, Target, asset, host_probe, libdir, linking,
+    vars,
 };
 
 fn main() {
@@ -147,8 +148,20 @@ fn fetcher(out_dir: &Path) -> Result<Fetcher, String> {
 }
 
 fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> {
-    let variant = var(vars::VARIANT).unwrap_or_else(|| "cpu".to_string());
+    let mut variant = var(vars::VARIANT).unwrap_or_else(|| "cpu".to_string());
     let fetcher = fetcher(out_dir)?;
+    if variant == "auto" {
+        // The host's GPU decides; one warning line says what was chosen and why.
+        for name in host_probe::VULKAN_VARS {
+            var(name);
+        }
+        let host = env::var("HOST").map_err(|e| format!("HOST: {e}"))?;
+        let choice = fetcher
+            .auto_variant(tag, target, &host, host_probe::HostProbe::detect)
+            .map_err(|e| e.to_string())?;
+        println!("cargo::warning=llama-prebuilt: {}", choice.summary());
+        variant = choice.variant;
+    }
     let request = Request {
         tag: tag.to_string(),
         target: target.clone(),
