@@ -85,6 +85,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let identical = tokens[0] == tokens[1] && tokens[0] == tokens[2];
+    let per_token: Vec<String> = [1usize, 2]
+        .iter()
+        .map(|&n| {
+            bytes_per_token(&app, &model, &prompt, threads, &lib_dir, n)
+                .map(|b| format!("{} server(s): {:.1} KiB", n, b / 1024.0))
+        })
+        .collect::<Result<_, _>>()?;
     let mut table = String::from(
         "| | pp tok/s (median) | tg tok/s (median) | tg vs local | ms per generated token |\n|---|---:|---:|---:|---:|\n",
     );
@@ -106,6 +113,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
          interleaved.\n\n{table}\n\
          runs pp: local [{}], 1 server [{}], 2 servers [{}]\n\n\
          runs tg: local [{}], 1 server [{}], 2 servers [{}]\n\n\
+         socket traffic per generated token (all servers' read + write, from /proc/<pid>/io, \
+         difference of a 1- and a {N_BYTES_GEN}-token run): {}\n\n\
          generated tokens identical across the three modes: {identical}",
         spec.n_params(),
         spec.n_layer,
@@ -115,12 +124,59 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         list(&tg[0], 1),
         list(&tg[1], 1),
         list(&tg[2], 1),
+        per_token.join(", "),
     );
     report("bench rpc", &body);
     if !identical {
         return Err("the generated tokens differ between local and RPC runs".into());
     }
     Ok(())
+}
+
+const N_BYTES_GEN: u32 = 33;
+
+/// Bytes the servers read and wrote per generated token: two runs of the app that differ only
+/// in the number of generated tokens (loading the weights, the bulk of the traffic, cancels).
+fn bytes_per_token(
+    app: &Path,
+    model: &Path,
+    prompt: &str,
+    threads: u32,
+    lib_dir: &Path,
+    n_servers: usize,
+) -> Result<f64, String> {
+    let mut totals = Vec::new();
+    for n_gen in [1, N_BYTES_GEN] {
+        let servers: Vec<RpcServerProcess> = (0..n_servers)
+            .map(|_| RpcServerProcess::start(lib_dir, threads))
+            .collect::<Result<_, _>>()?;
+        let before: u64 = servers.iter().map(|s| io_bytes(s.pid())).sum::<Result<u64, _>>()?;
+        run_ok(
+            Command::new(app)
+                .arg("infer")
+                .arg(model)
+                .arg(prompt)
+                .arg(n_gen.to_string())
+                .arg(threads.to_string())
+                .args(servers.iter().map(RpcServerProcess::endpoint)),
+        )?;
+        let after: u64 = servers.iter().map(|s| io_bytes(s.pid())).sum::<Result<u64, _>>()?;
+        totals.push(after - before);
+    }
+    // n_gen = 1 decodes only the prompt; N_BYTES_GEN decodes N_BYTES_GEN - 1 more tokens.
+    Ok((totals[1] as f64 - totals[0] as f64) / f64::from(N_BYTES_GEN - 1))
+}
+
+/// `rchar + wchar` of a process (bytes through read/write calls, sockets included).
+fn io_bytes(pid: u32) -> Result<u64, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .map_err(|e| format!("/proc/{pid}/io: {e}"))?;
+    let field = |name: &str| -> Result<u64, String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .ok_or_else(|| format!("no {name} in /proc/{pid}/io"))
+    };
+    Ok(field("rchar:")? + field("wchar:")?)
 }
 
 /// The safe-crate bench app (release build), linked against `lib_dir`.
