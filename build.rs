@@ -59,34 +59,45 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    let (lib_source, os) = match var(vars::LIB_DIR) {
+    // The libraries, plus (CUDA variants) the CUDA runtime's, staged into one directory.
+    let (lib_source, runtime, os) = match var(vars::LIB_DIR) {
         Some(dir) => {
             let os = lib_os(&target)?;
             let found = libdir::locate(Path::new(&dir), os)
                 .map_err(|e| format!("LLAMA_LIB_DIR={dir}: {e}"))?;
-            (found.dir, os)
+            (found.dir, None, os)
         }
         // A fetched target is in the release table, so its naming is known.
-        None => (fetch(&tag, &target, &out_dir)?, lib_os(&target)?),
+        None => {
+            let (lib, runtime) = fetch(&tag, &target, &out_dir)?;
+            (lib, runtime, lib_os(&target)?)
+        }
     };
+    let sources: Vec<&Path> = std::iter::once(lib_source.as_path())
+        .chain(runtime.as_deref())
+        .collect();
 
     let staged = out_dir.join("lib");
-    linking::stage(&lib_source, &staged, os).map_err(|e| {
-        format!(
-            "cannot stage the libraries from {} in {}: {e}",
-            lib_source.display(),
-            staged.display()
-        )
-    })?;
+    for from in &sources {
+        linking::stage(from, &staged, os).map_err(|e| {
+            format!(
+                "cannot stage the libraries from {} in {}: {e}",
+                from.display(),
+                staged.display()
+            )
+        })?;
+    }
     if env::var_os("CARGO_FEATURE_COPY_DYLIBS").is_some()
         && let Some(profile) = linking::profile_dir(&out_dir)
     {
-        linking::stage(&lib_source, &profile, os).map_err(|e| {
-            format!(
-                "cannot copy the libraries next to the artifacts in {}: {e}",
-                profile.display()
-            )
-        })?;
+        for from in &sources {
+            linking::stage(from, &profile, os).map_err(|e| {
+                format!(
+                    "cannot copy the libraries next to the artifacts in {}: {e}",
+                    profile.display()
+                )
+            })?;
+        }
     }
 
     bindings::write(&manifest_dir, &include_dir, &target, &out_dir)?;
@@ -147,7 +158,8 @@ fn fetcher(out_dir: &Path) -> Result<Fetcher, String> {
     Fetcher::new(config).map_err(|e| e.to_string())
 }
 
-fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> {
+/// The library directory of the release asset, and the CUDA runtime's for CUDA variants.
+fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<(PathBuf, Option<PathBuf>), String> {
     let mut variant = var(vars::VARIANT).unwrap_or_else(|| "cpu".to_string());
     let fetcher = fetcher(out_dir)?;
     if variant == "auto" {
@@ -183,7 +195,16 @@ fn fetch(tag: &str, target: &Target, out_dir: &Path) -> Result<PathBuf, String> 
             );
         }
     }
-    Ok(installed.lib_dir)
+    if let Some(rt) = &installed.runtime
+        && rt.digest_source == DigestSource::GithubApi
+        && rt.downloaded
+    {
+        println!(
+            "cargo::warning=llama-prebuilt: {} verified against {}; pin it in a checksums file for reproducible builds",
+            rt.asset, rt.digest_source
+        );
+    }
+    Ok((installed.lib_dir, installed.runtime.map(|r| r.lib_dir)))
 }
 
 fn emit_link(staged: &Path, target: &Target) {

@@ -34,6 +34,8 @@ struct Report {
     /// What the GPU probe found on this machine and what `auto` would pick.
     gpu: Gpu,
     asset: Option<String>,
+    /// The CUDA runtime archive a CUDA variant also fetches.
+    runtime_asset: Option<String>,
     candidates: Vec<String>,
     url: Option<String>,
     mirror: Option<String>,
@@ -254,6 +256,7 @@ fn diagnose(args: &DoctorArgs) -> Report {
     };
     r.candidates = plan.candidates.clone();
     r.asset = Some(plan.asset.clone());
+    r.runtime_asset = plan.runtime.clone();
     r.url = Some(plan.url.clone());
     r.digest = plan.expected.as_ref().map(|e| Digest {
         sha256: e.sha256.clone(),
@@ -415,6 +418,12 @@ fn render(r: &Report) -> String {
     }
     if let Some(a) = &r.asset {
         kv("asset", a.clone());
+    }
+    if let Some(rt) = &r.runtime_asset {
+        kv(
+            "cuda runtime",
+            format!("{rt} (staged next to the libraries)"),
+        );
     }
     if r.candidates.len() > 1 {
         kv("candidates", r.candidates.join(", "));

@@ -332,6 +332,31 @@ fn stem(tag: &str, platform: &Platform, infix: &str) -> String {
     }
 }
 
+/// The CUDA runtime archive that goes with `main`, a CUDA asset of `tag` (`None` for any other
+/// asset). It carries the CUDA runtime libraries (cudart, cuBLAS) the CUDA backend plugin loads
+/// from its own directory, and has the main archive's extension. Names (RELEASES.md):
+///
+/// | main asset | runtime archive |
+/// |---|---|
+/// | `llama-<tag>-bin-win-cuda-<ver>-<arch>.zip` | `cudart-llama-bin-win-cuda-<ver>-<arch>.zip` (no tag) |
+/// | `llama-<tag>-bin-ubuntu-cuda-<ver>-<arch>.<ext>` | `cudart-llama-<tag>-bin-ubuntu-cuda-<ver>-<arch>.<ext>` |
+pub fn cudart_asset(tag: &str, main: &str) -> Option<String> {
+    let rest = main.strip_prefix(&format!("llama-{tag}-bin-"))?;
+    let (os, backend) = rest.split_once('-')?;
+    if !backend.starts_with("cuda-") {
+        return None;
+    }
+    Some(match os {
+        "win" => format!("cudart-llama-bin-{rest}"),
+        _ => format!("cudart-llama-{tag}-bin-{rest}"),
+    })
+}
+
+/// Whether `asset` is a CUDA runtime archive (see [`cudart_asset`]).
+pub fn is_runtime_asset(asset: &str) -> bool {
+    asset.starts_with("cudart-llama-")
+}
+
 /// The asset name without its archive extension (the cache directory name).
 pub fn asset_stem(asset: &str) -> &str {
     asset
@@ -535,6 +560,80 @@ mod tests {
                 .to_string()
                 .contains("broken symlinks")
         );
+    }
+
+    /// Main CUDA asset and runtime archive for every era the table knows.
+    #[test]
+    fn cudart_pairs_for_windows_and_linux() {
+        let pair = |triple: &str, tag: &str, variant: &str| -> Vec<(String, String)> {
+            let p = Platform::for_target(&Target::from_triple(triple)).unwrap();
+            candidates(tag, p, variant)
+                .unwrap()
+                .into_iter()
+                .map(|m| {
+                    let r = cudart_asset(tag, &m).expect("a CUDA asset has a runtime");
+                    (m, r)
+                })
+                .collect()
+        };
+        let win = "x86_64-pc-windows-msvc";
+        for tag in ["b6784", "b10199", "b11194"] {
+            assert_eq!(
+                pair(win, tag, "cuda-12.4"),
+                [(
+                    format!("llama-{tag}-bin-win-cuda-12.4-x64.zip"),
+                    "cudart-llama-bin-win-cuda-12.4-x64.zip".to_string()
+                )]
+            );
+        }
+        assert_eq!(
+            pair(win, "b10199", "cuda-13.3")[0].1,
+            "cudart-llama-bin-win-cuda-13.3-x64.zip"
+        );
+        // tar.gz era first, zip era second; the runtime has the main archive's extension.
+        assert_eq!(
+            pair("x86_64-unknown-linux-gnu", "b11194", "cuda-13.4"),
+            [
+                (
+                    "llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz".to_string(),
+                    "cudart-llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz".to_string()
+                ),
+                (
+                    "llama-b11194-bin-ubuntu-cuda-13.4-x64.zip".to_string(),
+                    "cudart-llama-b11194-bin-ubuntu-cuda-13.4-x64.zip".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            pair("aarch64-unknown-linux-gnu", "b6784", "cuda-12.8"),
+            [
+                (
+                    "llama-b6784-bin-ubuntu-cuda-12.8-arm64.zip".to_string(),
+                    "cudart-llama-b6784-bin-ubuntu-cuda-12.8-arm64.zip".to_string()
+                ),
+                (
+                    "llama-b6784-bin-ubuntu-cuda-12.8-arm64.tar.gz".to_string(),
+                    "cudart-llama-b6784-bin-ubuntu-cuda-12.8-arm64.tar.gz".to_string()
+                ),
+            ]
+        );
+        // The pair recorded in checksums.toml.
+        assert_eq!(
+            cudart_asset("b11194", "llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz").as_deref(),
+            Some("cudart-llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz")
+        );
+        // Only CUDA assets have one.
+        for other in [
+            "llama-b11194-bin-ubuntu-x64.tar.gz",
+            "llama-b11194-bin-ubuntu-vulkan-x64.tar.gz",
+            "llama-b11194-bin-win-cpu-x64.zip",
+            "llama-b11194-bin-ubuntu-rocm-7.2-x64.tar.gz",
+            "llama-b1-bin-win-cuda-12.4-x64.zip",
+        ] {
+            assert_eq!(cudart_asset("b11194", other), None, "{other}");
+        }
+        assert!(is_runtime_asset("cudart-llama-bin-win-cuda-12.4-x64.zip"));
+        assert!(!is_runtime_asset("llama-b1-bin-win-cuda-12.4-x64.zip"));
     }
 
     #[test]

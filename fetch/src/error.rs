@@ -120,6 +120,18 @@ pub enum Error {
     },
     /// A local archive named by the user does not fit the target.
     LocalArchive { path: PathBuf, detail: String },
+    /// The CUDA runtime archive (`cudart-llama-…`) a `cuda-<ver>` variant needs could not be
+    /// obtained, verified or unpacked; `source` says why.
+    Runtime {
+        asset: String,
+        variant: String,
+        source: Box<Error>,
+    },
+    /// A runtime archive holds no shared library.
+    RuntimeEmpty {
+        asset: String,
+        top_level: Vec<String>,
+    },
 }
 
 impl Error {
@@ -272,6 +284,20 @@ impl std::fmt::Display for Error {
                 "GitHub API request {url} failed: {detail}\n\
                  help: set GITHUB_TOKEN if rate-limited, or pin a tag listed in checksums.toml"
             ),
+            Error::Runtime {
+                asset,
+                variant,
+                source,
+            } => write!(
+                f,
+                "the CUDA runtime archive {asset}, which variant {variant} needs next to its libraries: {source}"
+            ),
+            Error::RuntimeEmpty { asset, top_level } => write!(
+                f,
+                "the CUDA runtime archive {asset} holds no shared library (top level: {})\n\
+                 help: check the mirror serves the official archive, {LIB_DIR_HINT}",
+                top_level.join(", ")
+            ),
             Error::AssetNotInRelease {
                 tag,
                 wanted,
@@ -324,6 +350,7 @@ impl std::error::Error for Error {
             Error::Extract { source, .. } => Some(source),
             Error::Locate { source, .. } => Some(source),
             Error::Io { source, .. } => Some(source),
+            Error::Runtime { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use crate::asset::Platform;
+use crate::asset::{self, Platform};
 use crate::cache::{Cache, CacheEntry, EntryDamage};
 use crate::config::Config;
 use crate::digest::Expected;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::extract::Limits;
 use crate::host_probe::HostProbe;
 use crate::http::Http;
@@ -159,8 +159,40 @@ impl Fetcher {
         self.resolver().plan(req)
     }
 
-    /// Makes sure the asset for `req` is verified and extracted in the cache.
+    /// Makes sure the asset for `req` is verified and extracted in the cache. For a CUDA
+    /// variant, the matching CUDA runtime archive too ([`Installed::runtime`]), through the same
+    /// trust chain (checksums files, else the release API's digest; `LLAMA_PREBUILT_SHA256`
+    /// is about the main archive only).
     pub fn ensure(&self, req: &Request) -> Result<Installed> {
+        let mut main = self.ensure_main(req)?;
+        if let Some(name) = asset::cudart_asset(&req.tag, &main.asset) {
+            let platform = Platform::for_target(&req.target)?;
+            let runtime = self
+                .ensure_runtime(&req.tag, platform, &name)
+                .map_err(|source| Error::Runtime {
+                    asset: name.clone(),
+                    variant: req.variant.clone(),
+                    source: Box::new(source),
+                })?;
+            main.runtime = Some(Box::new(runtime));
+        }
+        Ok(main)
+    }
+
+    /// The runtime archive `name`: a valid cache entry, else verified and unpacked.
+    fn ensure_runtime(&self, tag: &str, platform: &Platform, name: &str) -> Result<Installed> {
+        let repair = match self.installer().existing(tag, name)? {
+            EntryState::Valid(hit) => return Ok(*hit),
+            EntryState::Corrupt(reason) => Some(Repair::Entry(reason)),
+            EntryState::Absent => None,
+        };
+        let expected = self.resolver().runtime_digest(tag, name)?;
+        let source = Source::for_asset(&self.config, tag, name);
+        self.install(tag, platform, name, source, expected, repair)
+    }
+
+    /// The main archive of `req`.
+    fn ensure_main(&self, req: &Request) -> Result<Installed> {
         let resolver = self.resolver();
         let installer = self.installer();
         let resolved = resolver.resolve(req)?;
@@ -300,6 +332,7 @@ impl Fetcher {
             entry_dir,
             downloaded: obtained.downloaded,
             repaired,
+            runtime: None,
         })
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::asset::Platform;
+use crate::asset::{self, Platform};
 use crate::cache::{Cache, TempPath};
 use crate::config::Config;
 use crate::digest::{DigestSource, Expected};
@@ -38,6 +38,9 @@ pub struct Installed {
     pub downloaded: bool,
     /// Set when a corrupted entry was rebuilt; says what was wrong.
     pub repaired: Option<Repair>,
+    /// For `cuda-<ver>` variants, the CUDA runtime archive's entry (`cudart-llama-…`): its
+    /// `lib_dir` holds the runtime libraries, which belong next to `lib_dir`'s when staged.
+    pub runtime: Option<Box<Installed>>,
 }
 
 /// Why [`Installed::repaired`] is set: what was wrong in the cache. `Display` says it in words
@@ -90,7 +93,13 @@ impl Installer<'_> {
         let Some(m) = self.cache.manifest(tag, asset) else {
             return Ok(EntryState::Absent);
         };
-        if let Some(exp) = self.trust.local(tag, asset)?
+        // LLAMA_PREBUILT_SHA256 is the main archive's digest, never a runtime archive's.
+        let trusted = if asset::is_runtime_asset(asset) {
+            self.trust.recorded(tag, asset)
+        } else {
+            self.trust.local(tag, asset)?
+        };
+        if let Some(exp) = trusted
             && exp.sha256 != m.sha256
         {
             // Cached from other bytes than the ones now trusted: rebuild from trusted bytes.
@@ -117,6 +126,7 @@ impl Installer<'_> {
             entry_dir: dir,
             downloaded: false,
             repaired: None,
+            runtime: None,
         })))
     }
 
@@ -171,12 +181,17 @@ impl Installer<'_> {
                 source,
             }
         })?;
-        let lib = libdir::locate(&files, platform.lib_os()).map_err(|source| Error::Locate {
-            asset: asset.to_string(),
-            source,
-        })?;
-        let lib_rel = lib
-            .dir
+        let lib_dir = if asset::is_runtime_asset(asset) {
+            runtime_lib_dir(&files, platform.lib_os(), asset)?
+        } else {
+            libdir::locate(&files, platform.lib_os())
+                .map_err(|source| Error::Locate {
+                    asset: asset.to_string(),
+                    source,
+                })?
+                .dir
+        };
+        let lib_rel = lib_dir
             .strip_prefix(&files)
             .unwrap_or(Path::new(""))
             .to_path_buf();
@@ -212,4 +227,44 @@ impl Installer<'_> {
         };
         Ok((manifest, lib_rel))
     }
+}
+
+/// The directory of a runtime archive (no libllama in it) that holds its shared libraries: the
+/// shallowest one, breadth first.
+fn runtime_lib_dir(files: &Path, os: libdir::LibOs, asset: &str) -> Result<PathBuf> {
+    let mut level = vec![files.to_path_buf()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for dir in &level {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io("list", dir, e))?
+                .flatten()
+                .collect();
+            entries.sort_by_key(|e| e.file_name());
+            if entries
+                .iter()
+                .any(|e| crate::linking::is_shared_library(&e.file_name().to_string_lossy(), os))
+            {
+                return Ok(dir.clone());
+            }
+            next.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        level = next;
+    }
+    let mut top_level: Vec<String> = std::fs::read_dir(files)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top_level.sort();
+    Err(Error::RuntimeEmpty {
+        asset: asset.to_string(),
+        top_level,
+    })
 }

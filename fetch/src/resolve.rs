@@ -54,6 +54,8 @@ pub struct Plan {
     pub expected: Option<Expected>,
     /// The cache entry, if one exists.
     pub cached: Option<PathBuf>,
+    /// The CUDA runtime archive fetched with it (`cuda-<ver>` variants).
+    pub runtime: Option<String>,
 }
 
 /// How far the local trust sources (no network) decide the digest.
@@ -145,6 +147,7 @@ impl Resolver<'_> {
             platform: r.platform,
             url: self.config.asset_url(&req.tag, &r.asset),
             expected: r.expected().cloned(),
+            runtime: asset::cudart_asset(&req.tag, &r.asset),
             candidates: r.candidates,
             asset: r.asset,
             cached,
@@ -170,6 +173,47 @@ impl Resolver<'_> {
         }
         let (_, exp) = self.digest_online(tag, &[asset.to_string()])?;
         Ok(exp)
+    }
+
+    /// The trusted digest of a CUDA runtime archive: a checksums file's, else the release
+    /// API's. Never `LLAMA_PREBUILT_SHA256`, which names the main archive's digest.
+    pub fn runtime_digest(&self, tag: &str, name: &str) -> Result<Expected> {
+        if let Some(exp) = self.trust.recorded(tag, name) {
+            return Ok(exp);
+        }
+        let api_url = format!("{}/releases/tags/{tag}", self.config.api_base());
+        self.config.require_online(
+            "look up the asset's digest",
+            name,
+            &api_url,
+            self.cache.root(),
+        )?;
+        let no_digest = || Error::NoDigest {
+            asset: name.to_string(),
+            url: self.config.asset_url(tag, name),
+        };
+        let rel = match release::fetch_release(self.http, self.config.api_base(), tag) {
+            Ok(rel) => rel,
+            Err(Error::Api { .. }) => return Err(no_digest()),
+            Err(e) => return Err(e),
+        };
+        let Some(found) = rel.asset(name) else {
+            return Err(Error::AssetNotInRelease {
+                tag: tag.to_string(),
+                wanted: vec![name.to_string()],
+                available: rel.assets.iter().map(|a| a.name.clone()).collect(),
+            });
+        };
+        let sha256 = found
+            .digest
+            .as_deref()
+            .and_then(crate::checksums::normalize_sha256)
+            .ok_or_else(no_digest)?;
+        Ok(Expected {
+            sha256,
+            size: Some(found.size).filter(|s| *s > 0),
+            source: crate::digest::DigestSource::GithubApi,
+        })
     }
 
     /// Asks the release API which candidate exists and what its digest is.
@@ -341,6 +385,27 @@ mod tests {
         let parts = Parts::new(TrustStore::new(None, Some(&"ab".repeat(32))).unwrap());
         let r = parts.resolver().resolve(&linux_x64("b1")).unwrap();
         assert!(matches!(&r.local, LocalTrust::EnvOnly(e) if e.sha256 == "ab".repeat(32)));
+    }
+
+    #[test]
+    fn runtime_digests_come_from_checksums_files_not_the_env_digest() {
+        // The b11194 pair is recorded in the embedded checksums.toml: no network needed.
+        let mut parts = Parts::new(TrustStore::new(None, Some(&"ab".repeat(32))).unwrap());
+        parts.config.offline = Some("LLAMA_PREBUILT_OFFLINE=1".into());
+        let name = "cudart-llama-b11194-bin-ubuntu-cuda-13.4-x64.tar.gz";
+        let exp = parts.resolver().runtime_digest("b11194", name).unwrap();
+        assert_eq!(exp.source, crate::digest::DigestSource::Embedded);
+        assert_eq!(exp.size, Some(440_236_666));
+        // Unrecorded and offline: an error naming the runtime archive, not the env digest.
+        let other = "cudart-llama-bin-win-cuda-12.4-x64.zip";
+        let err = parts
+            .resolver()
+            .runtime_digest("b10199", other)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::OfflineMiss { ref asset, .. } if asset == other),
+            "{err}"
+        );
     }
 
     #[test]

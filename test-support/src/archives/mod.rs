@@ -16,5 +16,6 @@ pub use hostile::{
 };
 pub use large::{FileDigest, write_large_tar_gz};
 pub use release::{
-    dummy_contents, linux_tar_gz, linux_zip_era, macos_tar_gz, tag_number, windows_zip,
+    cuda_runtime_tar_gz, cuda_runtime_zip, dummy_contents, linux_tar_gz, linux_zip_era,
+    macos_tar_gz, tag_number, windows_zip,
 };

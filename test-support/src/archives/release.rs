@@ -160,3 +160,36 @@ pub fn macos_tar_gz(tag: &str) -> Vec<u8> {
     }
     t.finish().expect("in-memory tar")
 }
+
+/// A CUDA runtime archive of the tar.gz era (`cudart-llama-<tag>-bin-ubuntu-cuda-<ver>-<arch>.tar.gz`,
+/// layout inferred: the main archive's `llama-<tag>/` top dir): LICENSE and the chains of
+/// libcudart (`libcudart.so -> libcudart.so.0 -> libcudart.so.13.0.96`), libcublas and
+/// libcublasLt (`.so.13.1.0.3`).
+pub fn cuda_runtime_tar_gz(tag: &str) -> Vec<u8> {
+    let top = format!("llama-{tag}");
+    let mut t = TarGz::new(Vec::new(), Compression::default());
+    t.dir(&format!("{top}/")).expect("in-memory tar");
+    t.file(
+        &format!("{top}/LICENSE"),
+        0o644,
+        &dummy_contents(tag, "cudart LICENSE"),
+    )
+    .expect("in-memory tar");
+    so_chain(&mut t, &top, tag, "cudart", "13.0.96", false);
+    so_chain(&mut t, &top, tag, "cublas", "13.1.0.3", false);
+    so_chain(&mut t, &top, tag, "cublasLt", "13.1.0.3", true);
+    t.finish().expect("in-memory tar")
+}
+
+/// A Windows CUDA runtime archive (`cudart-llama-bin-win-cuda-<ver>-x64.zip`): a flat zip of
+/// `cudart64_12.dll`, `cublas64_12.dll` and `cublasLt64_12.dll`.
+pub fn cuda_runtime_zip() -> Vec<u8> {
+    let names = ["cudart64_12.dll", "cublas64_12.dll", "cublasLt64_12.dll"];
+    let contents: Vec<Vec<u8>> = names.iter().map(|n| dummy_contents("cudart", n)).collect();
+    let entries: Vec<(&str, u32, &[u8])> = names
+        .iter()
+        .zip(&contents)
+        .map(|(n, c)| (*n, 0o644, c.as_slice()))
+        .collect();
+    zip_bytes(&entries)
+}
