@@ -154,16 +154,39 @@ impl Fetcher {
         Listing { names, source }
     }
 
-    /// What `ensure` would use, decided without network.
+    /// `req` with the variant `auto` replaced by what [`Fetcher::auto_variant`] picks for this
+    /// machine (the host this library runs on: the CLI's machine, or the build host in a build
+    /// script); any other request as is.
+    pub fn concrete(&self, req: &Request) -> Result<Request> {
+        if req.variant != "auto" {
+            return Ok(req.clone());
+        }
+        let choice = self.auto_variant(
+            &req.tag,
+            &req.target,
+            &Target::host().triple,
+            HostProbe::detect,
+        )?;
+        Ok(Request {
+            variant: choice.variant,
+            ..req.clone()
+        })
+    }
+
+    /// What `ensure` would use, decided without network (except for the release listing an
+    /// `auto` request on a machine with a GPU needs).
     pub fn plan(&self, req: &Request) -> Result<Plan> {
-        self.resolver().plan(req)
+        self.resolver().plan(&self.concrete(req)?)
     }
 
     /// Makes sure the asset for `req` is verified and extracted in the cache. For a CUDA
     /// variant, the matching CUDA runtime archive too ([`Installed::runtime`]), through the same
     /// trust chain (checksums files, else the release API's digest; `LLAMA_PREBUILT_SHA256`
     /// is about the main archive only).
+    ///
+    /// A request for `auto` is resolved first, for this machine ([`Fetcher::concrete`]).
     pub fn ensure(&self, req: &Request) -> Result<Installed> {
+        let req = &self.concrete(req)?;
         let mut main = self.ensure_main(req)?;
         if let Some(name) = asset::cudart_asset(&req.tag, &main.asset) {
             let platform = Platform::for_target(&req.target)?;

@@ -177,7 +177,9 @@ impl HostProbe {
             Some(l) => format!("Vulkan loader {}", l.display()),
             None => format!("no Vulkan loader ({})", loader_name(&self.os)),
         };
-        let mut icds = if self.vulkan_icds.is_empty() {
+        let mut icds = if self.vulkan_icds.is_empty() && self.icd_source.is_empty() {
+            "no hardware Vulkan ICD".to_string()
+        } else if self.vulkan_icds.is_empty() {
             format!("no hardware Vulkan ICD ({})", self.icd_source)
         } else {
             format!(

@@ -162,11 +162,15 @@ pub fn select(
                 platform.key, listing.source
             ));
         } else {
-            let shown = versions
-                .iter()
-                .map(|v| format!("cuda-{v}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let shown = format!(
+                "{} (per {})",
+                versions
+                    .iter()
+                    .map(|v| format!("cuda-{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                listing.source
+            );
             let pick = match driver.version {
                 Some(dv) => versions
                     .iter()
