@@ -3,6 +3,7 @@
 //! they use targets other than the host (where `auto` means cpu) and only check that the probe
 //! is reported, not what it found.
 
+#[allow(unused_imports)] // the shared helpers this file does not use
 mod common;
 
 use common::*;
