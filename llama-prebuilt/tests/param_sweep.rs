@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use llama_prebuilt::{
     AttentionType, Batch, ContextParams, FlashAttention, GpuLayers, KvCacheType, LoadMode, Model,
-    ModelParams, Pooling, RopeScaling, Token,
+    ModelParams, Pooling, RopeScaling, SplitMode, Token,
 };
 use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
 use llama_prebuilt_test_support::rng::SplitMix64;
@@ -84,6 +84,8 @@ struct Case {
     model: TestModel,
     gpu_layers: GpuLayers,
     load_mode: LoadMode,
+    split_mode: SplitMode,
+    check_tensors: bool,
     n_ctx: u32,
     allow_exceeding: bool,
     n_batch: u32,
@@ -112,6 +114,9 @@ struct Case {
     prompt_len: usize,
     /// Single-token decodes after the prompt.
     steps: usize,
+    /// How many prompt-sized chunks are decoded one after the other on sequence 0 (more
+    /// than the context holds ends in `NoKvSlot`).
+    chunks: usize,
 }
 
 fn pick<T: Copy>(r: &mut SplitMix64, items: &[T]) -> T {
@@ -160,10 +165,20 @@ impl Case {
                     LoadMode::DirectIo,
                 ],
             ),
+            split_mode: pick(
+                r,
+                &[
+                    SplitMode::Layer,
+                    SplitMode::Layer,
+                    SplitMode::None,
+                    SplitMode::Row,
+                ],
+            ),
+            check_tensors: r.chance(8),
             n_ctx: pick(
                 r,
                 &[
-                    0, 1, 7, 100, 256, 256, 257, 512, 512, 1024, 2048, 2049, 4096,
+                    0, 1, 7, 100, 256, 256, 257, 512, 512, 1024, 2048, 2049, 4096, 32768,
                 ],
             ),
             allow_exceeding: r.chance(3),
@@ -243,8 +258,9 @@ impl Case {
             yarn_beta_fast: maybe(r, tune, &[32.0, 64.0, 1.0, 0.0, f32::NAN]),
             yarn_beta_slow: maybe(r, tune, &[1.0, 2.0, 0.5, 32.0, -1.0]),
             yarn_orig_ctx: maybe(r, tune, &[0, 1, 512, 2048, 8192]),
-            prompt_len: pick(r, &[1, 2, 5, 17, 40, 64, 200]),
+            prompt_len: pick(r, &[1, 2, 5, 17, 40, 64, 200, 300, 700]),
             steps: pick(r, &[0, 1, 3]),
+            chunks: pick(r, &[1, 1, 2, 3]),
         }
     }
 
@@ -252,6 +268,8 @@ impl Case {
         ModelParams::default()
             .gpu_layers(self.gpu_layers)
             .load_mode(self.load_mode)
+            .split_mode(self.split_mode)
+            .check_tensors(self.check_tensors)
     }
 
     fn context_params(&self) -> ContextParams {
@@ -314,7 +332,7 @@ fn run_case(case: &Case) -> Result<String, String> {
     let e = |e: llama_prebuilt::Error| e.to_string();
     let model = Model::load(model_path(case.model), &case.model_params()).map_err(e)?;
     let mut ctx = model.new_context(&case.context_params()).map_err(e)?;
-    let text = "The quick brown fox jumps over the lazy dog. ".repeat(8);
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(20);
     let tokens = model.tokenize(&text, true).map_err(e)?;
     let pooled = ctx.embeddings_enabled() && ctx.pooling() != Pooling::None;
     let non_causal = case.attention == AttentionType::NonCausal
@@ -326,7 +344,14 @@ fn run_case(case: &Case) -> Result<String, String> {
     let len = case.prompt_len.min(limit).min(tokens.len()).max(1);
     ctx.decode(&Batch::for_sequence(&tokens[..len], 0, 0).map_err(e)?)
         .map_err(e)?;
-    let mut did = format!("decoded {len}");
+    // More chunks continue sequence 0 (the context may run out: an Err).
+    for chunk in 1..case.chunks {
+        let start = (chunk * len) as i32;
+        ctx.decode(&Batch::for_sequence(&tokens[..len], start, 0).map_err(e)?)
+            .map_err(e)?;
+    }
+    let len_done = case.chunks * len;
+    let mut did = format!("decoded {len_done}");
     let mut next = Token(tokens[0].0);
     if ctx.embeddings_enabled() {
         if pooled {
@@ -353,7 +378,7 @@ fn run_case(case: &Case) -> Result<String, String> {
     }
     // Single-token steps on sequence 0.
     for step in 0..case.steps {
-        let pos = (len + step) as i32;
+        let pos = (len_done + step) as i32;
         let batch = Batch::for_sequence(&[next], pos, 0).map_err(e)?;
         ctx.decode(&batch).map_err(e)?;
         if !ctx.embeddings_enabled() {
