@@ -113,7 +113,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
          interleaved.\n\n{table}\n\
          runs pp: local [{}], 1 server [{}], 2 servers [{}]\n\n\
          runs tg: local [{}], 1 server [{}], 2 servers [{}]\n\n\
-         socket traffic per generated token (all servers' read + write, from /proc/<pid>/io, \
+         loopback traffic per generated token (`lo` tx_bytes, packet headers included, \
          difference of a 1- and a {N_BYTES_GEN}-token run): {}\n\n\
          generated tokens identical across the three modes: {identical}",
         spec.n_params(),
@@ -135,8 +135,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
 const N_BYTES_GEN: u32 = 33;
 
-/// Bytes the servers read and wrote per generated token: two runs of the app that differ only
-/// in the number of generated tokens (loading the weights, the bulk of the traffic, cancels).
+/// Bytes over loopback per generated token: two runs of the app that differ only in the number
+/// of generated tokens (loading the weights, the bulk of the traffic, cancels). Counted on the
+/// `lo` interface (a socket's send/recv do not show in `/proc/<pid>/io`), so other loopback
+/// traffic on the machine during the runs would count too.
 fn bytes_per_token(
     app: &Path,
     model: &Path,
@@ -150,7 +152,7 @@ fn bytes_per_token(
         let servers: Vec<RpcServerProcess> = (0..n_servers)
             .map(|_| RpcServerProcess::start(lib_dir, threads))
             .collect::<Result<_, _>>()?;
-        let before: u64 = servers.iter().map(|s| io_bytes(s.pid())).sum::<Result<u64, _>>()?;
+        let before = loopback_bytes()?;
         run_ok(
             Command::new(app)
                 .arg("infer")
@@ -160,23 +162,20 @@ fn bytes_per_token(
                 .arg(threads.to_string())
                 .args(servers.iter().map(RpcServerProcess::endpoint)),
         )?;
-        let after: u64 = servers.iter().map(|s| io_bytes(s.pid())).sum::<Result<u64, _>>()?;
-        totals.push(after - before);
+        totals.push(loopback_bytes()? - before);
     }
     // n_gen = 1 decodes only the prompt; N_BYTES_GEN decodes N_BYTES_GEN - 1 more tokens.
     Ok((totals[1] as f64 - totals[0] as f64) / f64::from(N_BYTES_GEN - 1))
 }
 
-/// `rchar + wchar` of a process (bytes through read/write calls, sockets included).
-fn io_bytes(pid: u32) -> Result<u64, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .map_err(|e| format!("/proc/{pid}/io: {e}"))?;
-    let field = |name: &str| -> Result<u64, String> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .ok_or_else(|| format!("no {name} in /proc/{pid}/io"))
-    };
-    Ok(field("rchar:")? + field("wchar:")?)
+/// Bytes sent on the loopback interface since boot.
+fn loopback_bytes() -> Result<u64, String> {
+    let path = "/sys/class/net/lo/statistics/tx_bytes";
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{path}: {e}"))
 }
 
 /// The safe-crate bench app (release build), linked against `lib_dir`.
