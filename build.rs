@@ -1,8 +1,9 @@
 //! Build script of `llama-prebuilt-sys`: resolve -> fetch/verify/cache -> bindgen -> link.
 //!
 //! All the logic lives in `llama-prebuilt-fetch` (asset table, trust, download, cache, staging);
-//! this file only strings it together. It prints nothing on success and one `error:` with what
-//! to do next on failure. Every directive uses the `cargo::` form (MSRV 1.89); links metadata
+//! this file only strings it together. It prints nothing on success (but one warning saying what
+//! `LLAMA_PREBUILT_VARIANT=auto` chose, and warnings about trust on first use or repaired cache
+//! entries) and one `error:` with what to do next on failure. Every directive uses the `cargo::` form (MSRV 1.89); links metadata
 //! is `cargo::metadata=KEY=VALUE`, which dependents read as `DEP_LLAMA_<KEY>`.
 
 use std::env;

@@ -5,7 +5,8 @@
 //! SDK:
 //!
 //! - **NVIDIA** (CUDA variants): `/proc/driver/nvidia/version` on Linux (its `NVRM` line carries
-//!   the driver version), `nvcuda.dll` in the system directory on Windows (the driver version is
+//!   the driver version; under WSL 2, where it does not exist, `/usr/lib/wsl/lib/libcuda.so.1`
+//!   proves a driver of unknown version), `nvcuda.dll` in the system directory on Windows (the driver version is
 //!   the last five digits of the DLL's file version, `31.0.15.5222` → `552.22`).
 //! - **Vulkan**: the loader (`libvulkan.so.1` in the library path, `vulkan-1.dll` in the system
 //!   directory) and at least one hardware ICD manifest: the files `VK_DRIVER_FILES` (or the older
@@ -116,10 +117,16 @@ impl HostProbe {
         match env.os {
             "linux" => {
                 let version_file = env.rooted("/proc/driver/nvidia/version");
+                let wsl = env.rooted("/usr/lib/wsl/lib/libcuda.so.1");
                 if let Ok(text) = std::fs::read_to_string(&version_file) {
                     p.nvidia = Some(NvidiaDriver {
                         version: parse_proc_version(&text),
                         evidence: version_file,
+                    });
+                } else if wsl.exists() {
+                    p.nvidia = Some(NvidiaDriver {
+                        version: None,
+                        evidence: wsl,
                     });
                 }
                 p.vulkan_loader = linux_lib_dirs(env)
@@ -593,6 +600,20 @@ mod tests {
         let p = fake.probe("linux");
         assert!(p.nvidia.as_ref().is_some_and(|n| n.version.is_none()));
         assert!(p.describe()[0].contains("of unknown version"));
+    }
+
+    #[test]
+    fn wsl_driver_without_proc_file() {
+        let fake = Fake::new();
+        let lib = fake.write("usr/lib/wsl/lib/libcuda.so.1", b"elf");
+        let p = fake.probe("linux");
+        assert_eq!(
+            p.nvidia,
+            Some(NvidiaDriver {
+                evidence: lib,
+                version: None
+            })
+        );
     }
 
     #[test]
