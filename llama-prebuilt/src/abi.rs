@@ -333,4 +333,42 @@ mod tests {
         m.use_extra_bufts = false;
         assert!(check_model(&m).is_err());
     }
+
+    #[test]
+    fn the_safe_context_defaults_are_the_headers_defaults() {
+        // Every tuning field ContextParams::default() passes to llama.cpp must be the value
+        // the probe expects from llama_context_default_params(), so an untouched setting
+        // behaves exactly as llama.cpp's own default.
+        use crate::context_params::ContextParams;
+        type E = ExpectedContextDefaults;
+        let p = ContextParams::default();
+        assert_eq!(p.n_ctx, E::N_CTX);
+        assert_eq!(p.n_batch, E::N_BATCH);
+        assert_eq!(p.n_ubatch, E::N_UBATCH);
+        assert_eq!(p.n_seq_max, E::N_SEQ_MAX);
+        assert_eq!(p.embeddings, E::EMBEDDINGS);
+        assert_eq!(p.pooling.raw() as i64, E::POOLING_TYPE);
+        assert_eq!(p.flash_attention.raw() as i64, E::FLASH_ATTN_TYPE);
+        assert_eq!(p.type_k.raw() as i64, E::TYPE_K);
+        assert_eq!(p.type_v.raw() as i64, E::TYPE_V);
+        assert_eq!(p.offload_kqv, E::OFFLOAD_KQV);
+        assert_eq!(p.op_offload, E::OP_OFFLOAD);
+        assert_eq!(p.swa_full, E::SWA_FULL);
+        assert_eq!(p.kv_unified, E::KV_UNIFIED);
+        assert_eq!(p.attention.raw() as i64, E::ATTENTION_TYPE);
+        assert_eq!(p.rope_scaling.raw() as i64, E::ROPE_SCALING_TYPE);
+        // Unset RoPE/YaRN values leave llama.cpp's "the model's" markers in place.
+        assert_eq!(
+            (
+                p.rope_freq_base,
+                p.rope_freq_scale,
+                p.yarn_ext_factor,
+                p.yarn_attn_factor,
+                p.yarn_beta_fast,
+                p.yarn_beta_slow,
+                p.yarn_orig_ctx
+            ),
+            (None, None, None, None, None, None, None)
+        );
+    }
 }
