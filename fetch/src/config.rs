@@ -15,7 +15,7 @@ pub mod vars {
     pub const LIB_DIR: &str = "LLAMA_LIB_DIR";
     /// Headers for bindgen instead of `vendor-headers/`.
     pub const INCLUDE_DIR: &str = "LLAMA_INCLUDE_DIR";
-    /// `cpu` (default), `vulkan`, `cuda-12.4`, ...
+    /// `cpu` (default), `auto` (see [`crate::variant_auto`]), `vulkan`, `cuda-12.4`, ...
     pub const VARIANT: &str = "LLAMA_PREBUILT_VARIANT";
     /// A local archive to verify and use instead of downloading.
     pub const ARCHIVE: &str = "LLAMA_PREBUILT_ARCHIVE";

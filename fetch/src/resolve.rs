@@ -277,6 +277,8 @@ impl Resolver<'_> {
             &format!("{}/releases", self.config.api_base()),
         )?;
         let platform = Platform::for_target(target)?;
+        // `auto` is decided per release later; every release has the CPU asset.
+        let variant = if variant == "auto" { "cpu" } else { variant };
         let r = release::newest_build_release(self.http, self.config.api_base(), 3, |r| {
             asset::candidates(&r.tag, platform, variant)
                 .is_ok_and(|c| c.iter().any(|n| r.asset(n).is_some()))

@@ -125,3 +125,17 @@ fn auto_requests_resolve_in_ensure_and_plan() {
     assert_eq!(got.asset, asset);
     assert!(got.runtime.is_none());
 }
+
+#[test]
+fn newest_with_auto_looks_for_the_cpu_asset() {
+    let env = Env::new();
+    env.mirror
+        .add_asset_bytes("b20001", LINUX_X64, linux_tar_gz("b20001"));
+    env.mirror
+        .add_asset_bytes("b20003", "llama-b20003-bin-win-cpu-x64.zip", b"x".to_vec());
+    let t = Target::from_triple(LINUX);
+    assert_eq!(
+        env.fetcher().resolve_tag("newest", &t, "auto").unwrap(),
+        "b20001"
+    );
+}
