@@ -253,3 +253,29 @@ fn a_runtime_archive_without_libraries_is_an_error_naming_it() {
         "{msg}"
     );
 }
+
+#[test]
+fn offline_without_a_cached_runtime_archive_names_it() {
+    let mut env = Env::new();
+    env.serve(TAG, MAIN, linux_tar_gz(TAG));
+    env.trust(TAG, CUDART, &"ab".repeat(32), 10);
+    // Online: the main archive is cached, the runtime archive is missing upstream.
+    assert!(env.fetcher().ensure(&linux_cuda()).is_err());
+    let config = Config {
+        offline: Some("LLAMA_PREBUILT_OFFLINE=1".into()),
+        ..env.config()
+    };
+    let err = Fetcher::new(config)
+        .unwrap()
+        .ensure(&linux_cuda())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, Error::Runtime { source, .. } if matches!(**source, Error::OfflineMiss { .. })),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("the CUDA runtime archive {CUDART}")) && msg.contains("offline"),
+        "{msg}"
+    );
+}
