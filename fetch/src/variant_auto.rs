@@ -119,7 +119,8 @@ pub fn cuda_versions(tag: &str, platform: &Platform, listing: &Listing) -> Vec<C
     found
 }
 
-/// Resolves `auto` for `target` at `tag`. `host_triple` is the machine running the build
+/// Resolves `auto` for `target` at `tag` by the rule in this module's documentation (macOS and
+/// cross builds cpu; else the newest CUDA the driver supports; else Vulkan; else cpu). `host_triple` is the machine running the build
 /// (`HOST` in a build script); `probe` and `listing` are called only when needed, so tests
 /// inject fakes and a cross build neither probes nor asks the network.
 pub fn select(
