@@ -31,6 +31,8 @@ use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
 use llama_prebuilt_test_support::rng::SplitMix64;
 
 const CHILD_ENV: &str = "LLAMA_PREBUILT_SWEEP_CHILD";
+/// Makes a child abort when it reaches this case index (the harness's self-test).
+const ABORT_ENV: &str = "LLAMA_PREBUILT_SWEEP_TEST_ABORT_AT";
 const CASES_PER_CHILD: usize = 15;
 const CHILD_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -402,10 +404,15 @@ fn sweep_child() {
     let out = std::io::stdout();
     for i in indices.split(',').map(|i| i.parse::<usize>().unwrap()) {
         let case = Case::generate(seed, i);
+        let abort_here = std::env::var(ABORT_ENV).is_ok_and(|a| a == i.to_string());
         {
             let mut o = out.lock();
             writeln!(o, "SWEEP-START {i}").unwrap();
             o.flush().unwrap();
+        }
+        if abort_here {
+            // The harness's self-test: what a GGML_ASSERT does.
+            std::process::abort();
         }
         let result = run_case(&case);
         let mut o = out.lock();
@@ -436,9 +443,13 @@ struct ChildRun {
     crashed: Option<(usize, Outcome)>,
 }
 
-fn run_child(seed: u64, indices: &[usize]) -> ChildRun {
+fn run_child(seed: u64, indices: &[usize], abort_at: Option<usize>) -> ChildRun {
     let list: Vec<String> = indices.iter().map(usize::to_string).collect();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if let Some(i) = abort_at {
+        cmd.env(ABORT_ENV, i.to_string());
+    }
+    let mut child = cmd
         .args(["--exact", "sweep_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, format!("{seed}:{}", list.join(",")))
         // ggml's abort handler would otherwise attach gdb for a backtrace (slow and noisy).
@@ -547,11 +558,11 @@ fn describe(status: std::process::ExitStatus) -> String {
 
 /// Runs `indices` in children: a batch per child; when a child dies, the case it died in is
 /// re-run alone (to confirm it) and the rest continue in a new child.
-fn run_batch(seed: u64, indices: &[usize]) -> Vec<(usize, Outcome, bool)> {
+fn run_batch(seed: u64, indices: &[usize], abort_at: Option<usize>) -> Vec<(usize, Outcome, bool)> {
     let mut results = Vec::new();
     let mut rest: Vec<usize> = indices.to_vec();
     while !rest.is_empty() {
-        let run = run_child(seed, &rest);
+        let run = run_child(seed, &rest, abort_at);
         for (i, o) in run.done {
             results.push((i, o, false));
         }
@@ -559,7 +570,7 @@ fn run_batch(seed: u64, indices: &[usize]) -> Vec<(usize, Outcome, bool)> {
             break;
         };
         // Confirm alone (a fresh process: nothing the earlier cases did can be to blame).
-        let alone = run_child(seed, &[culprit]);
+        let alone = run_child(seed, &[culprit], abort_at);
         let reproduced = alone.crashed.is_some();
         results.push((culprit, outcome, reproduced));
         let finished: Vec<usize> = results.iter().map(|(i, ..)| *i).collect();
@@ -605,7 +616,7 @@ fn no_parameter_combination_aborts_the_process() {
                 loop {
                     let next = queue.lock().unwrap().next();
                     let Some(batch) = next else { break };
-                    let r = run_batch(seed, &batch);
+                    let r = run_batch(seed, &batch, None);
                     results.lock().unwrap().extend(r);
                 }
             });
@@ -666,4 +677,27 @@ fn error_kind(msg: &str) -> String {
         }
     }
     s.chars().take(150).collect()
+}
+
+#[test]
+fn the_harness_reports_an_abort_and_runs_the_rest() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    // Case 1 of 0..4 aborts its child: it is reported as a crash (confirmed alone), and
+    // cases 2 and 3 still run in a fresh child.
+    let results = run_batch(0x5eed_0014, &[0, 1, 2, 3], Some(1));
+    let mut seen: Vec<usize> = results.iter().map(|(i, ..)| *i).collect();
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2, 3], "{results:?}");
+    for (i, outcome, reproduced) in &results {
+        match outcome {
+            Outcome::Crash { status, .. } => {
+                assert_eq!(*i, 1);
+                assert_eq!(status, "killed by SIGABRT");
+                assert!(reproduced);
+            }
+            _ => assert_ne!(*i, 1, "{outcome:?}"),
+        }
+    }
 }
