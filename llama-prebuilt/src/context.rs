@@ -626,7 +626,7 @@ impl<'model> Context<'model> {
         self.logits(index)
     }
 
-    fn memory(&self) -> sys::llama_memory_t {
+    pub(crate) fn memory(&self) -> sys::llama_memory_t {
         // SAFETY: a valid context; null for models without memory (the memory functions
         // accept null).
         unsafe { sys::llama_get_memory(self.as_ptr()) }
@@ -776,7 +776,7 @@ impl<'model> Context<'model> {
 }
 
 /// `RangeBounds` → llama.cpp's `[p0, p1)` with -1 for open ends.
-fn position_range(range: &impl RangeBounds<i32>) -> Result<(i32, i32)> {
+pub(crate) fn position_range(range: &impl RangeBounds<i32>) -> Result<(i32, i32)> {
     let check = |p: i32| {
         if p < 0 {
             Err(Error::InvalidPosition { pos: p })

@@ -5,6 +5,7 @@ use crate::cancel::CancelHandle;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
+use crate::text_stream::TextStream;
 use crate::token::Token;
 
 /// Options of a [`Generator`].
@@ -102,10 +103,7 @@ pub struct Generator<'a, 'model> {
     prompt: Option<Vec<Token>>,
     next_pos: i32,
     tokens: Vec<Token>,
-    /// Bytes of an incomplete UTF-8 character.
-    partial: Vec<u8>,
-    /// Decoded text not yet returned (may be the start of a stop string).
-    held: String,
+    text: TextStream,
     stop: Option<StopReason>,
     finished: bool,
     batch: Batch,
@@ -137,13 +135,12 @@ impl<'a, 'model> Generator<'a, 'model> {
         Generator {
             ctx,
             sampler,
-            options,
+            options: options.clone(),
             cancel,
             prompt: Some(prompt.to_vec()),
             next_pos: 0,
             tokens: Vec::new(),
-            partial: Vec::new(),
-            held: String::new(),
+            text: TextStream::new(&options.stop),
             stop: None,
             finished: false,
             batch: Batch::new(n_batch.max(1)),
@@ -225,105 +222,31 @@ impl<'a, 'model> Generator<'a, 'model> {
         }
         self.tokens.push(token);
         let piece = model.token_piece(token, false)?;
-        self.partial.extend_from_slice(&piece);
-        self.take_complete_utf8();
+        self.text.push(&piece);
         let context_full = match self.decode_one(token) {
             Ok(()) => false,
             Err(Error::NoKvSlot) => true,
             Err(e) => return Err(e),
         };
-        if let Some(text) = self.check_stop_strings() {
+        if let Some((text, stop)) = self.text.take_until_stop() {
+            self.set_finished(StopReason::StopString(stop));
             return Ok(Some(text));
         }
         if context_full {
             return Ok(self.finish(StopReason::ContextFull));
         }
-        Ok(Some(self.releasable()))
-    }
-
-    /// Moves the complete UTF-8 prefix of `partial` into `held` (invalid bytes become U+FFFD).
-    fn take_complete_utf8(&mut self) {
-        loop {
-            match std::str::from_utf8(&self.partial) {
-                Ok(s) => {
-                    self.held.push_str(s);
-                    self.partial.clear();
-                    return;
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    // SAFETY-free: the prefix was just validated.
-                    self.held
-                        .push_str(std::str::from_utf8(&self.partial[..valid]).unwrap_or_default());
-                    match e.error_len() {
-                        // Incomplete character at the end: wait for more bytes.
-                        None => {
-                            self.partial.drain(..valid);
-                            return;
-                        }
-                        Some(bad) => {
-                            self.held.push(char::REPLACEMENT_CHARACTER);
-                            self.partial.drain(..valid + bad);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// If `held` contains a stop string: finishes and returns the text before it.
-    fn check_stop_strings(&mut self) -> Option<String> {
-        let (at, stop) = self
-            .options
-            .stop
-            .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s.clone())))
-            .min_by_key(|(at, _)| *at)?;
-        self.held.truncate(at);
-        let text = std::mem::take(&mut self.held);
-        self.partial.clear();
-        self.set_finished(StopReason::StopString(stop));
-        Some(text)
-    }
-
-    /// Takes the text that cannot be the beginning of a stop string.
-    fn releasable(&mut self) -> String {
-        let hold = self
-            .options
-            .stop
-            .iter()
-            .map(|stop| longest_prefix_suffix(&self.held, stop))
-            .max()
-            .unwrap_or(0);
-        let split = self.held.len() - hold;
-        let rest = self.held.split_off(split);
-        std::mem::replace(&mut self.held, rest)
+        Ok(Some(self.text.releasable()))
     }
 
     fn finish(&mut self, reason: StopReason) -> Option<String> {
         self.set_finished(reason);
-        let mut text = std::mem::take(&mut self.held);
-        if !self.partial.is_empty() {
-            text.push_str(&String::from_utf8_lossy(&self.partial));
-            self.partial.clear();
-        }
-        Some(text)
+        Some(self.text.finish())
     }
 
     fn set_finished(&mut self, reason: StopReason) {
         self.stop = Some(reason);
         self.finished = true;
     }
-}
-
-/// Length of the longest proper prefix of `stop` that `text` ends with (at a char boundary).
-fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
-    (1..stop.len())
-        .rev()
-        .filter(|&n| stop.is_char_boundary(n))
-        .find(|&n| text.ends_with(&stop[..n]))
-        .unwrap_or(0)
 }
 
 impl Iterator for Generator<'_, '_> {
@@ -354,7 +277,7 @@ impl std::iter::FusedIterator for Generator<'_, '_> {}
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::text_stream::longest_prefix_suffix;
 
     #[test]
     fn prefix_suffix() {

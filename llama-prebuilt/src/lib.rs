@@ -47,10 +47,12 @@
 mod abi;
 mod backend;
 mod batch;
+mod batcher;
 mod cancel;
 mod chat;
 mod context;
 mod context_params;
+mod context_seq;
 mod embed;
 mod error;
 mod ffi;
@@ -64,16 +66,19 @@ mod placement;
 mod rpc;
 mod sampler;
 mod sampler_grammar;
+mod text_stream;
 mod token;
 
 pub use backend::{Backend, Device, DeviceKind, LibDirSource};
 pub use batch::Batch;
+pub use batcher::{BatchEvent, Batcher, SequenceCancel};
 pub use cancel::CancelHandle;
 pub use chat::{
     ChatMessage, ChatOptions, ChatTemplate, ParsedReply, RenderedChat, Role, TemplatePath, Tool,
     ToolCall, ToolCallFormat,
 };
 pub use context::Context;
+pub use context_seq::SeqStateScope;
 pub use context_params::{
     AttentionType, ContextParams, FlashAttention, KvCacheType, Pooling, RopeScaling,
 };
