@@ -116,6 +116,26 @@ fn embed_prints_a_similarity_matrix() {
 }
 
 #[test]
+fn embed_reranks_documents() {
+    let mut cmd = example("embed");
+    cmd.args([
+        "--rerank",
+        "where do cats sit?",
+        "on a mat",
+        "stock markets",
+    ]);
+    let (stdout, _) = run(cmd);
+    assert!(
+        stdout.starts_with("query: where do cats sit?\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("] on a mat") && stdout.contains("] stock markets"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn bad_arguments_fail_cleanly() {
     let out = example("generate").arg("--bogus").output().unwrap();
     assert!(!out.status.success());

@@ -5,7 +5,9 @@
 //! Results are printed and also appended to `<target>/xtask/bench/results.md`.
 
 mod apps;
+mod batch;
 mod build_time;
+mod embed;
 mod fetch;
 mod fuzz;
 mod inference;
@@ -31,6 +33,11 @@ usage: cargo xtask bench <what> [options]
                                           six platforms with --jobs 4 vs --jobs 1 (throttled)
   inference [--runs N] [--params P] [--threads T]
                                           pp512/tg128 tok/s, safe crate vs reference.c
+  embed [--runs N] [--params P] [--threads T] [--texts N]
+                                          texts/s: Embedder batches vs one text at a time vs
+                                          test-support/c/embed_bench.c (same packing)
+  batch [--runs N] [--params P] [--threads T]
+                                          aggregate tok/s of the Batcher with 1, 4, 8 sequences
   rpc [--runs N] [--params P] [--threads T]
                                           pp/tg tok/s: all layers local vs on 1 and on 2 loopback
                                           ggml-rpc-servers (the fixture release's own)
@@ -50,6 +57,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("fetch") => fetch::run(rest),
         Some("parallel") => parallel::run(rest),
         Some("inference") => inference::run(rest),
+        Some("embed") => embed::run(rest),
+        Some("batch") => batch::run(rest),
         Some("rpc") => rpc::run(rest),
         Some("soak") => soak::run(rest),
         Some("fuzz") => fuzz::run(rest),

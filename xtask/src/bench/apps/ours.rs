@@ -8,11 +8,19 @@
 //!                                                     endpoints, every layer on those ggml-rpc-servers
 //!                                                     (split evenly), nothing but the embeddings local
 //!   bench-app count MODEL PROMPT                      number of prompt tokens (BOS included)
+//!   bench-app embed MODEL TEXTS_FILE N_SEQ_MAX N_UBATCH THREADS [--one]
+//!                                                     mean-pooled embeddings of every line of
+//!                                                     TEXTS_FILE: Embedder::embed_tokens packing
+//!                                                     (the loop of test-support/c/embed_bench.c),
+//!                                                     or with --one Context::embed text by text;
+//!                                                     timed after tokenization
 
 use std::io::Write;
 use std::time::Instant;
 
-use llama_prebuilt::{Batch, ContextParams, GenerateOptions, Model, ModelParams, Sampler};
+use llama_prebuilt::{
+    Batch, ContextParams, Embedder, GenerateOptions, Model, ModelParams, Pooling, Sampler,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,8 +34,18 @@ fn main() {
             &args[5..],
         ),
         (Some("count"), 3) => count(&args[1], &args[2]),
+        (Some("embed"), 6 | 7) => embed(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("N_SEQ_MAX"),
+            args[4].parse().expect("N_UBATCH"),
+            args[5].parse().expect("THREADS"),
+            args.get(6).map(String::as_str) == Some("--one"),
+        ),
         _ => {
-            eprintln!("usage: bench-app generate|infer|count MODEL PROMPT [N_PREDICT [THREADS]]");
+            eprintln!(
+                "usage: bench-app generate|infer|count|embed MODEL PROMPT [N_PREDICT [THREADS]]"
+            );
             std::process::exit(2)
         }
     };
@@ -114,5 +132,53 @@ fn infer(
         "tg_tokens {n_tg}\ntg_tok_s {:.3}",
         if t_tg > 0.0 { f64::from(n_tg) / t_tg } else { 0.0 }
     );
+    Ok(())
+}
+
+/// Same context and packing as embed_bench.c (n_ctx = n_batch = n_ubatch = N_UBATCH, mean
+/// pooling, unified KV cache, N_SEQ_MAX sequences per decode); with `one`, a context for one
+/// sequence (n_ctx = n_batch = n_ubatch = N_UBATCH) and `Context::embed` per text. Prints the
+/// same lines as the C program.
+fn embed(
+    model: &str,
+    texts: &str,
+    n_seq_max: u32,
+    n_ubatch: u32,
+    threads: u32,
+    one: bool,
+) -> llama_prebuilt::Result<()> {
+    let model = Model::load(model, &ModelParams::default())?;
+    let text = std::fs::read_to_string(texts).expect("read TEXTS_FILE");
+    let tokens = text
+        .lines()
+        .map(|l| model.tokenize(l, true))
+        .collect::<llama_prebuilt::Result<Vec<_>>>()?;
+    let params = ContextParams::default()
+        .n_ctx(n_ubatch)
+        .n_batch(n_ubatch)
+        .n_ubatch(n_ubatch)
+        .n_threads(threads)
+        .pooling(Pooling::Mean);
+    let (vectors, elapsed) = if one {
+        let mut ctx = model.new_context(&params.embeddings(true))?;
+        let t0 = Instant::now();
+        let v = tokens
+            .iter()
+            .map(|t| ctx.embed(t))
+            .collect::<llama_prebuilt::Result<Vec<_>>>()?;
+        (v, t0.elapsed())
+    } else {
+        let mut embedder = Embedder::new(&model, &params.n_seq_max(n_seq_max))?;
+        let t0 = Instant::now();
+        let v = embedder.embed_tokens(&tokens)?;
+        (v, t0.elapsed())
+    };
+    let checksum: f64 = vectors.iter().flatten().map(|&x| f64::from(x)).sum();
+    println!(
+        "texts {}\ntokens {}\nchecksum {checksum:.6}",
+        tokens.len(),
+        tokens.iter().map(Vec::len).sum::<usize>()
+    );
+    eprintln!("texts_s {:.3}", tokens.len() as f64 / elapsed.as_secs_f64());
     Ok(())
 }
