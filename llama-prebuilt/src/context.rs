@@ -352,7 +352,7 @@ impl<'model> Context<'model> {
             params,
             requested,
             causal,
-            params.kv_unified,
+            params.kv_unified || kv_unified,
         )?;
         let n_threads = thread_count("n_threads", params.n_threads)?;
         let n_threads_batch = thread_count("n_threads_batch", params.n_threads_batch)?;
@@ -371,9 +371,6 @@ impl<'model> Context<'model> {
         }
         raw.embeddings = params.embeddings;
         raw.pooling_type = params.pooling.raw();
-        if kv_unified {
-            raw.kv_unified = true;
-        }
         raw.flash_attn_type = params.flash_attention.raw();
         raw.type_k = params.type_k.raw();
         raw.type_v = params.type_v.raw();
@@ -404,6 +401,9 @@ impl<'model> Context<'model> {
         }
         if let Some(v) = params.yarn_orig_ctx {
             raw.yarn_orig_ctx = v;
+        }
+        if kv_unified {
+            raw.kv_unified = true;
         }
 
         let (ptr, message) = ffi::gate(|| {
