@@ -406,10 +406,12 @@ impl<'model> Context<'model> {
             raw.kv_unified = true;
         }
 
+        let adapters = crate::lora::adapters_read_guard();
         let (ptr, message) = ffi::gate(|| {
             // SAFETY: a valid model that outlives the context ('model); plain parameters.
             unsafe { sys::llama_init_from_model(model.as_ptr(), raw) }
         });
+        drop(adapters);
         let ptr = NonNull::new(ptr).ok_or(Error::ContextCreate { message })?;
         let abort = Arc::new(AtomicBool::new(false));
         // SAFETY: a valid context; the flag lives in an Arc the context keeps until after
@@ -560,11 +562,13 @@ impl<'model> Context<'model> {
             // null `logits` array asks for exactly that.
             raw.logits = std::ptr::null_mut();
         }
+        let adapters = crate::lora::adapters_read_guard();
         let (rc, message) = ffi::gate(|| {
             // SAFETY: a valid context, exclusively borrowed; every array in `raw` has
             // n_tokens entries and outlives the call; llama.cpp only reads them.
             unsafe { sys::llama_decode(self.as_ptr(), raw) }
         });
+        drop(adapters);
         match rc {
             0 => {}
             1 => return Err(Error::NoKvSlot),

