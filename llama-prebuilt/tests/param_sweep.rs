@@ -646,15 +646,18 @@ fn no_parameter_combination_aborts_the_process() {
             )),
         }
     }
-    eprintln!(
-        "param sweep: {n_cases} cases (seed {seed:#x}) in {:.1?}: {ok} ran, {} rejected with an Err, {} aborts",
+    let mut summary = format!(
+        "param sweep: {n_cases} cases (seed {seed:#x}) in {:.1?}: {ok} ran, {} rejected with an Err, {} aborts\n",
         started.elapsed(),
         n_cases - ok - crashes.len(),
         crashes.len()
     );
     for (kind, n) in &errors {
-        eprintln!("  {n:4} × {kind}");
+        summary += &format!("  {n:4} × {kind}\n");
     }
+    // Straight to the process's stderr, not the test harness's captured eprintln!, so the
+    // count shows in every `cargo test` run.
+    let _ = std::io::stderr().write_all(summary.as_bytes());
     assert!(
         crashes.is_empty(),
         "{} of {n_cases} cases killed the process:\n{}",
