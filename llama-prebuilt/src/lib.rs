@@ -12,6 +12,8 @@
 //! - [`Context`] (`Send`, not `Sync`, borrows the model): [`Context::decode`] a validated
 //!   [`Batch`], read [`Context::logits`] or embeddings ([`Context::embeddings_seq`],
 //!   [`Context::embeddings_ith`]), manage the memory and save/restore the state.
+//! - [`Embedder`]: embeddings of many texts, many sequences per decode (equal to one text at a
+//!   time), and reranking of documents against a query with a [`Pooling::Rank`] model.
 //! - [`Sampler`]: chains of greedy, dist, top-k, top-p, min-p, typical, temperature (fixed
 //!   and dynamic), top-nσ, XTC, mirostat (1 and 2), penalties, DRY, logit bias, infill and
 //!   GBNF grammar steps that sample *and* accept.
