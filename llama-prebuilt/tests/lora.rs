@@ -178,6 +178,25 @@ mod parity {
         let (c_zero, c_zero_tokens) = c_run(&["--lora", path, "--lora-scale", "0"]);
         assert_eq!((c_zero, c_zero_tokens), (base, base_tokens));
     }
+    /// A control vector changes the logits exactly as llama_set_adapter_cvec does in C.
+    #[test]
+    fn control_vector_equals_the_c_reference() {
+        let prompt = prompt();
+        let n_embd = model().n_embd() as usize;
+        let v: Vec<f32> = (0..n_embd).map(|i| ((i % 5) as f32 - 2.0) * 0.25).collect();
+        let path = dir().join("cvec.f32");
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).unwrap();
+        let (c_logits, c_tokens) =
+            c_run(&["--cvec", path.to_str().unwrap(), "--cvec-layers", "1:1"]);
+        let mut ctx = model().new_context(&ctx_params(prompt.len())).unwrap();
+        let (base, _) = run(&mut ctx, &prompt);
+        ctx.set_control_vector(&v, 1..=1).unwrap();
+        let (logits, tokens) = run(&mut ctx, &prompt);
+        assert_ne!(logits, base, "the control vector changes nothing");
+        assert_eq!(tokens, c_tokens);
+        assert_eq!(logits, c_logits, "logits differ from C");
+    }
 }
 
 /// Loads an adapter file, expecting an error whose message contains `needle`.

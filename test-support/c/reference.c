@@ -4,7 +4,7 @@
  *
  *   reference MODEL PROMPT N_PREDICT [--threads N] [--embed] [--roundtrip] [--chat] [--lib-dir DIR] [--verbose]
  *             [--sampler STEP]... [--dry-breaker TEXT]... [--accept-prompt] [--special]
- *             [--lora PATH [--lora-scale S]] [--logits]
+ *             [--lora PATH [--lora-scale S]] [--cvec FILE --cvec-layers START:END] [--logits]
  *
  * Default mode: tokenize PROMPT (BOS added if the vocabulary asks for it, special tokens
  * not parsed), decode it, then sample up to N_PREDICT tokens with llama_sampler_sample
@@ -42,6 +42,9 @@
  *
  * --lora PATH [--lora-scale S]: load the LoRA adapter at PATH (llama_adapter_lora_init) and
  * set it on the context with scale S (default 1) before the prompt decode.
+ * --cvec FILE --cvec-layers START:END: apply the control vector in FILE (raw little-endian
+ * f32, n_embd values per layer from layer 1) with llama_set_adapter_cvec to layers
+ * START..=END before the prompt decode.
  * --logits: after the prompt decode, print `logits <l1> <l2> ...` (%.9g, exact as floats) of
  * the prompt's last token.
  *
@@ -256,6 +259,9 @@ int main(int argc, char ** argv) {
     const char * lora_path = NULL;
     float lora_scale = 1.0f;
     int print_logits = 0;
+    const char * cvec_path = NULL;
+    int cvec_start = 1;
+    int cvec_end = 1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
@@ -280,6 +286,12 @@ int main(int argc, char ** argv) {
             lora_path = argv[++i];
         } else if (strcmp(argv[i], "--lora-scale") == 0 && i + 1 < argc) {
             lora_scale = arg_f("--lora-scale", argv[++i]);
+        } else if (strcmp(argv[i], "--cvec") == 0 && i + 1 < argc) {
+            cvec_path = argv[++i];
+        } else if (strcmp(argv[i], "--cvec-layers") == 0 && i + 1 < argc) {
+            if (sscanf(argv[++i], "%d:%d", &cvec_start, &cvec_end) != 2) {
+                die("--cvec-layers takes START:END");
+            }
         } else if (strcmp(argv[i], "--logits") == 0) {
             print_logits = 1;
         } else if (strcmp(argv[i], "--verbose") == 0) {
@@ -294,7 +306,7 @@ int main(int argc, char ** argv) {
     if (n_pos != 3) {
         fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [--threads N] [--embed] [--roundtrip] [--chat] [--lib-dir DIR] [--verbose]\n"
                         "       [--sampler STEP]... [--dry-breaker TEXT]... [--accept-prompt] [--special]\n"
-                        "       [--lora PATH [--lora-scale S]] [--logits]\n", argv[0]);
+                        "       [--lora PATH [--lora-scale S]] [--cvec FILE --cvec-layers START:END] [--logits]\n", argv[0]);
         return 2;
     }
     const char * model_path = pos[0];
@@ -384,6 +396,22 @@ int main(int argc, char ** argv) {
         if (llama_set_adapters_lora(ctx, &lora, 1, &lora_scale) != 0) {
             die("llama_set_adapters_lora failed");
         }
+    }
+    if (cvec_path) {
+        FILE * f = fopen(cvec_path, "rb");
+        if (!f) {
+            die("cannot open the control vector file");
+        }
+        float * cvec = malloc(sizeof(float) * 1024 * 1024);
+        if (!cvec) {
+            die("out of memory");
+        }
+        const size_t n_cvec = fread(cvec, sizeof(float), 1024 * 1024, f);
+        fclose(f);
+        if (llama_set_adapter_cvec(ctx, cvec, n_cvec, llama_model_n_embd(model), cvec_start, cvec_end) != 0) {
+            die("llama_set_adapter_cvec failed");
+        }
+        free(cvec);
     }
 
     double t0 = now_s();
