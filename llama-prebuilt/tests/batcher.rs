@@ -44,11 +44,7 @@ fn alone(model: &Model, prompt: &str, n: usize, n_seq: u32) -> (Vec<Token>, Stri
 }
 
 /// Every prompt at once through a Batcher: (tokens, text, reason) per prompt.
-fn together(
-    model: &Model,
-    prompts: &[&str],
-    n: usize,
-) -> Vec<(Vec<Token>, String, StopReason)> {
+fn together(model: &Model, prompts: &[&str], n: usize) -> Vec<(Vec<Token>, String, StopReason)> {
     let mut ctx = model.new_context(&params(prompts.len() as u32)).unwrap();
     let mut batcher = Batcher::new(&mut ctx);
     let mut ids = Vec::new();
@@ -64,8 +60,10 @@ fn together(
                 .unwrap(),
         );
     }
-    let mut out: Vec<(Vec<Token>, String, Option<StopReason>)> =
-        prompts.iter().map(|_| (Vec::new(), String::new(), None)).collect();
+    let mut out: Vec<(Vec<Token>, String, Option<StopReason>)> = prompts
+        .iter()
+        .map(|_| (Vec::new(), String::new(), None))
+        .collect();
     for event in &mut batcher {
         match event.unwrap() {
             BatchEvent::Text { seq, text } => out[seq as usize].1.push_str(&text),
@@ -160,7 +158,11 @@ fn each_sequence_has_its_own_limit_stop_strings_and_cancellation() {
     let mut batcher = Batcher::new(&mut ctx);
     let prompt = model.tokenize("Hello, world", true).unwrap();
     let limited = batcher
-        .add(&prompt, Sampler::chain().greedy(), GenerateOptions::default().max_tokens(5))
+        .add(
+            &prompt,
+            Sampler::chain().greedy(),
+            GenerateOptions::default().max_tokens(5),
+        )
         .unwrap();
     let stopped = batcher
         .add(
@@ -170,7 +172,11 @@ fn each_sequence_has_its_own_limit_stop_strings_and_cancellation() {
         )
         .unwrap();
     let cancelled = batcher
-        .add(&prompt, Sampler::chain().greedy(), GenerateOptions::default().max_tokens(30))
+        .add(
+            &prompt,
+            Sampler::chain().greedy(),
+            GenerateOptions::default().max_tokens(30),
+        )
         .unwrap();
     batcher.cancel_handle(cancelled).unwrap().cancel();
     assert!(batcher.cancel_handle(3).is_none(), "no sequence 3 yet");
@@ -193,7 +199,10 @@ fn each_sequence_has_its_own_limit_stop_strings_and_cancellation() {
         }
     }
     assert_eq!(reasons[limited as usize], Some(StopReason::MaxTokens));
-    assert_eq!(reasons[stopped as usize], Some(StopReason::StopString(stop)));
+    assert_eq!(
+        reasons[stopped as usize],
+        Some(StopReason::StopString(stop))
+    );
     assert_eq!(texts[stopped as usize], expected_text);
     assert_eq!(reasons[cancelled as usize], Some(StopReason::Cancelled));
     assert!(texts[cancelled as usize].is_empty());
@@ -206,14 +215,31 @@ fn ids_are_reused_after_finishing_and_a_full_batcher_says_what_to_do() {
     let mut batcher = Batcher::new(&mut ctx);
     let prompt = model.tokenize("abc", true).unwrap();
     let opts = || GenerateOptions::default().max_tokens(3);
-    assert_eq!(batcher.add(&prompt, Sampler::chain().greedy(), opts()).unwrap(), 0);
-    assert_eq!(batcher.add(&prompt, Sampler::chain().greedy(), opts()).unwrap(), 1);
+    assert_eq!(
+        batcher
+            .add(&prompt, Sampler::chain().greedy(), opts())
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        batcher
+            .add(&prompt, Sampler::chain().greedy(), opts())
+            .unwrap(),
+        1
+    );
     let err = batcher
         .add(&prompt, Sampler::chain().greedy(), opts())
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidParam { name: "n_seq_max", .. })
-            && err.to_string().contains("all 2 sequences of the context are running"),
+        matches!(
+            err,
+            Error::InvalidParam {
+                name: "n_seq_max",
+                ..
+            }
+        ) && err
+            .to_string()
+            .contains("all 2 sequences of the context are running"),
         "{err}"
     );
     let finished: Vec<i32> = (&mut batcher)
@@ -224,7 +250,12 @@ fn ids_are_reused_after_finishing_and_a_full_batcher_says_what_to_do() {
         .collect();
     assert_eq!(finished.len(), 2);
     assert_eq!(batcher.running(), 0);
-    assert_eq!(batcher.add(&prompt, Sampler::chain().greedy(), opts()).unwrap(), 0);
+    assert_eq!(
+        batcher
+            .add(&prompt, Sampler::chain().greedy(), opts())
+            .unwrap(),
+        0
+    );
 
     let err = batcher
         .add(&[], Sampler::chain().greedy(), opts())
@@ -277,10 +308,14 @@ fn a_sequence_state_restored_into_another_sequence_continues_identically() {
 
     // A fresh context of the same model and parameters takes the state too.
     let mut other = model.new_context(&params(2)).unwrap();
-    other.load_seq_state(0, &state, SeqStateScope::Full).unwrap();
+    other
+        .load_seq_state(0, &state, SeqStateScope::Full)
+        .unwrap();
     assert_eq!(continuation(0, &mut other), a);
 
-    let err = other.load_seq_state(1, &[], SeqStateScope::Full).unwrap_err();
+    let err = other
+        .load_seq_state(1, &[], SeqStateScope::Full)
+        .unwrap_err();
     assert!(err.to_string().contains("the state is empty"), "{err}");
     let err = other
         .load_seq_state(1, &state[..state.len() / 2], SeqStateScope::Full)
@@ -335,4 +370,39 @@ fn shifting_out_old_tokens_lets_decoding_go_on_in_a_full_context() {
     let err = ctx.shift_out(0, 4, 0).unwrap_err();
     assert!(err.to_string().contains("discard >= 1"), "{err}");
     ctx.seq_div(0, .., 1).unwrap();
+}
+
+/// The `batch` example (built next to the test binaries by `cargo test`).
+#[test]
+fn the_batch_example_runs_several_sequences() {
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("batch{}", std::env::consts::EXE_SUFFIX));
+    let out = std::process::Command::new(&example)
+        .args(["--sequences", "3", "--max-tokens", "6"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo test builds examples)", example.display()));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for i in 0..3 {
+        assert!(stdout.contains(&format!("[{i}] ")), "{stdout}");
+    }
+    assert!(
+        stderr.contains("[3 sequences,") && stderr.contains("tok_s "),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(&example)
+        .args(["--sequences", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sequences must be 1..=64"));
 }
