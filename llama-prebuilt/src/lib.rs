@@ -81,10 +81,10 @@ pub use chat::{
     ToolCall, ToolCallFormat,
 };
 pub use context::Context;
-pub use context_seq::SeqStateScope;
 pub use context_params::{
     AttentionType, ContextParams, FlashAttention, KvCacheType, Pooling, RopeScaling,
 };
+pub use context_seq::SeqStateScope;
 pub use embed::{Embedder, cosine_similarity, normalize};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generator, StopReason};
