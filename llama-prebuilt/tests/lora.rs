@@ -501,3 +501,10 @@ fn bad_control_vectors_are_errors() {
         "invalid parameter layers: a model with 1 layer(s) has no layer to steer (layer 0 never is)"
     );
 }
+
+/// Lifetimes enforced by the compiler (trybuild, `tests/ui_lora/`): an adapter cannot outlive
+/// its model, and an adapter set on a context cannot be dropped before the context.
+#[test]
+fn misuse_does_not_compile() {
+    trybuild::TestCases::new().compile_fail("tests/ui_lora/*.rs");
+}
