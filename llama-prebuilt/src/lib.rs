@@ -14,6 +14,9 @@
 //!   [`Context::embeddings_ith`]), manage the memory and save/restore the state.
 //! - [`Embedder`]: embeddings of many texts, many sequences per decode (equal to one text at a
 //!   time), and reranking of documents against a query with a [`Pooling::Rank`] model.
+//! - [`LoraAdapter`] ([`Model::load_lora`], borrows the model): LoRA adapters set on a
+//!   context with a scale ([`Context::set_loras`]); control vectors
+//!   ([`Context::set_control_vector`]).
 //! - [`Sampler`]: chains of greedy, dist, top-k, top-p, min-p, typical, temperature (fixed
 //!   and dynamic), top-nσ, XTC, mirostat (1 and 2), penalties, DRY, logit bias, infill and
 //!   GBNF grammar steps that sample *and* accept.
