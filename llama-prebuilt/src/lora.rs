@@ -40,7 +40,9 @@ pub(crate) fn adapters_read_guard() -> RwLockReadGuard<'static, ()> {
 ///
 /// `Send + Sync`: once loaded it is read-only, and any number of contexts of its model may
 /// use it at once. It is freed when dropped; a context it is set on borrows it, so that can
-/// only happen after the context is gone.
+/// only happen after the context is gone. In one scope, declare the adapter before the
+/// context (`let adapter;` first and assign it later works too): locals are dropped in
+/// reverse order, also when a panic unwinds, and the compiler insists on that order.
 ///
 /// ```
 /// use llama_prebuilt::{Batch, ContextParams, Model, ModelParams};

@@ -508,3 +508,36 @@ fn bad_control_vectors_are_errors() {
 fn misuse_does_not_compile() {
     trybuild::TestCases::new().compile_fail("tests/ui_lora/*.rs");
 }
+
+/// Loading and freeing adapters edits the model's adapter set, which contexts of the same
+/// model read when they plan their graph (creation, and the first decode after a change):
+/// threads doing both at once on one model must work (they are serialised by a lock).
+/// Contexts are also created *before* the adapter they use is loaded.
+#[test]
+fn adapters_and_contexts_on_many_threads() {
+    let prompt = prompt();
+    let adapter = model().load_lora(tiny_lora()).unwrap();
+    let mut base_ctx = model().new_context(&ctx_params(prompt.len())).unwrap();
+    base_ctx.set_lora(&adapter, 1.0).unwrap();
+    let (expected, _) = run(&mut base_ctx, &prompt);
+    drop(base_ctx);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..8 {
+                    // Declared first, so it is dropped after the context (also when
+                    // unwinding), but loaded after the context is created.
+                    let adapter;
+                    let mut ctx = model().new_context(&ctx_params(prompt.len())).unwrap();
+                    adapter = model().load_lora(tiny_lora()).unwrap();
+                    ctx.set_lora(&adapter, 1.0).unwrap();
+                    ctx.decode(&Batch::for_sequence(&prompt, 0, 0).unwrap())
+                        .unwrap();
+                    assert_eq!(ctx.last_logits().unwrap(), expected.as_slice());
+                    drop(ctx);
+                    drop(adapter);
+                }
+            });
+        }
+    });
+}
