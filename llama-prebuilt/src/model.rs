@@ -18,6 +18,7 @@ use crate::backend::Device;
 use crate::context::Context;
 use crate::context_params::ContextParams;
 use crate::error::{Error, Result};
+use crate::metadata_override::{self, MetadataValue};
 use crate::placement::{Placement, SplitMode};
 use crate::rpc::RpcLease;
 use crate::{ffi, gguf};
@@ -136,6 +137,7 @@ pub struct ModelParams {
     check_tensors: bool,
     progress: Option<Arc<ProgressCallback>>,
     placement: Placement,
+    overrides: Vec<(String, MetadataValue)>,
 }
 
 impl Default for ModelParams {
@@ -147,6 +149,7 @@ impl Default for ModelParams {
             check_tensors: false,
             progress: None,
             placement: Placement::default(),
+            overrides: Vec::new(),
         }
     }
 }
@@ -160,6 +163,7 @@ impl fmt::Debug for ModelParams {
             .field("check_tensors", &self.check_tensors)
             .field("progress", &self.progress.as_ref().map(|_| "callback"))
             .field("placement", &self.placement)
+            .field("overrides", &self.overrides)
             .finish()
     }
 }
@@ -235,6 +239,15 @@ impl ModelParams {
         self
     }
 
+    /// Overrides one GGUF metadata value while loading (llama.cpp's `kv_overrides`), e.g.
+    /// `("llama.context_length", MetadataValue::Int(8192))`. The value's type must match the
+    /// key's in the model. Keys and strings are checked at load time (at most 127 bytes, no
+    /// NUL, finite floats).
+    pub fn metadata_override(mut self, key: impl Into<String>, value: MetadataValue) -> Self {
+        self.overrides.push((key.into(), value));
+        self
+    }
+
     /// A progress callback, called with the fraction loaded; return `false` to cancel (then
     /// [`Model::load`] fails with [`Error::LoadCancelled`]). A panic in the callback cancels
     /// loading and is resumed on the thread that called [`Model::load`].
@@ -296,7 +309,9 @@ impl Model {
         let backend = Backend::init()?;
         check_file(path)?;
         let mut placement = params.placement.prepare(backend)?;
+        let overrides = metadata_override::build(&params.overrides)?;
         let c_path = ffi::path_c_string(path)?;
+        metadata_override::check_types(&c_path, &params.overrides)?;
 
         // SAFETY: returns a plain struct by value.
         let mut raw = unsafe { sys::llama_model_default_params() };
@@ -308,6 +323,9 @@ impl Model {
         raw.vocab_only = params.vocab_only;
         raw.check_tensors = params.check_tensors;
         placement.apply(&mut raw);
+        if !overrides.is_empty() {
+            raw.kv_overrides = overrides.as_ptr();
+        }
 
         let state = params.progress.as_deref().map(|callback| ProgressState {
             callback,
@@ -320,8 +338,8 @@ impl Model {
         }
 
         let (ptr, message) = ffi::gate(|| {
-            // SAFETY: c_path is NUL-terminated; `raw` only points at `state` and `placement`,
-            // which outlive the call.
+            // SAFETY: c_path is NUL-terminated; `raw` only points at `state`, `placement` and
+            // `overrides` (terminated by an empty key), which outlive the call.
             unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), raw) }
         });
         crate::rpc::mark_rpc_sockets(&placement.endpoints);

@@ -305,3 +305,49 @@ fn model_is_send_and_sync_and_shared_across_threads() {
         }
     });
 }
+
+#[test]
+fn metadata_overrides_change_what_the_model_reports_and_bad_ones_are_errors() {
+    use llama_prebuilt::MetadataValue;
+
+    let path = llama_prebuilt_test_support::gguf::tiny_model();
+    let plain = Model::load(&path, &ModelParams::default()).unwrap();
+    let model = Model::load(
+        &path,
+        &ModelParams::default().metadata_override("llama.context_length", MetadataValue::Int(77)),
+    )
+    .unwrap();
+    assert_ne!(plain.n_ctx_train(), 77);
+    assert_eq!(model.n_ctx_train(), 77);
+
+    // The wrong type for the key: llama.cpp would ignore it with a warning and keep the file's
+    // value; here it is an Err that says which type to use.
+    let err = Model::load(
+        &path,
+        &ModelParams::default()
+            .metadata_override("llama.context_length", MetadataValue::Str("long".into())),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("llama.context_length is u32 in the model")
+            && err.to_string().contains("use MetadataValue::Int"),
+        "{err}"
+    );
+    // A key the file lacks is taken as given.
+    Model::load(
+        &path,
+        &ModelParams::default().metadata_override("llama.no_such_key", MetadataValue::Bool(true)),
+    )
+    .unwrap();
+
+    let err = Model::load(
+        &path,
+        &ModelParams::default().metadata_override("k".repeat(200), MetadataValue::Int(1)),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("metadata_override") && err.to_string().contains("at most 127"),
+        "{err}"
+    );
+}
