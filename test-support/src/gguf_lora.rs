@@ -6,7 +6,7 @@
 //! `token_embd.weight` (`ne = [n_embd, n_vocab]`) A and B are flipped: `lora_a` is
 //! `[rank, n_vocab]` and `lora_b` `[rank, n_embd]`.
 //!
-//! Besides good adapters ([`LoraSpec`], [`write_lora`], [`tiny_lora`]) it writes the broken
+//! Besides good adapters ([`LoraSpec`], [`write_lora`], [`lora_in`]) it writes the broken
 //! ones the safe crate must reject: a generic [`write_gguf`] takes any metadata and tensors.
 
 use std::fs;
