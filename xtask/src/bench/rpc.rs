@@ -133,7 +133,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-const N_BYTES_GEN: u32 = 33;
+const N_BYTES_GEN: u32 = 257;
 
 /// Bytes over loopback per generated token: two runs of the app that differ only in the number
 /// of generated tokens (loading the weights, the bulk of the traffic, cancels). Counted on the
