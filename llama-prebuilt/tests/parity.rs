@@ -14,9 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use llama_prebuilt::{
-    ChatMessage, ContextParams, GenerateOptions, Model, ModelParams, Pooling, Sampler, Token,
-};
+use llama_prebuilt::{ChatMessage, ContextParams, Model, ModelParams, Pooling, Token};
 use llama_prebuilt_test_support::gguf::{self, TinyModelSpec};
 use llama_prebuilt_test_support::{models, reference};
 
@@ -77,25 +75,9 @@ fn load(path: &Path) -> Model {
     Model::load(path, &ModelParams::default().n_gpu_layers(0)).unwrap()
 }
 
-/// Greedy generation with the reference program's context setup (n_ctx = prompt +
-/// n_predict, n_batch = n_ubatch = prompt length, same thread count).
+/// Greedy generation with the reference program's context setup.
 fn generate(model: &Model, prompt: &str, n_predict: usize) -> (Vec<Token>, String) {
-    let tokens = model.tokenize(prompt, true).unwrap();
-    let n = tokens.len() as u32;
-    let params = ContextParams::default()
-        .n_ctx(n + n_predict as u32)
-        .n_batch(n)
-        .n_ubatch(n)
-        .n_threads(THREADS);
-    let mut ctx = model.new_context(&params).unwrap();
-    let mut sampler = Sampler::chain().greedy();
-    let mut generator = ctx.generate(
-        &tokens,
-        &mut sampler,
-        GenerateOptions::default().max_tokens(n_predict),
-    );
-    let text = generator.collect_text().unwrap();
-    (generator.tokens().to_vec(), text)
+    common::greedy_like_reference(model, prompt, n_predict, THREADS)
 }
 
 /// The model's chat template renders one user message exactly like the C reference's.

@@ -9,6 +9,8 @@
 // The servers are the fixture's Linux executables.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -105,24 +107,9 @@ fn logged_both(a: &str, b: &str) -> bool {
         .any(|l| l.contains(a) && l.contains(b))
 }
 
-/// Greedy tokens for `prompt`, with a context of the given size.
+/// Greedy tokens for `prompt` (the C reference's context shape).
 fn greedy(model: &Model, prompt: &str, n_predict: usize) -> Vec<Token> {
-    let tokens = model.tokenize(prompt, true).unwrap();
-    let n = tokens.len() as u32;
-    let params = ContextParams::default()
-        .n_ctx(n + n_predict as u32)
-        .n_batch(n)
-        .n_ubatch(n)
-        .n_threads(THREADS);
-    let mut ctx = model.new_context(&params).unwrap();
-    let mut sampler = Sampler::chain().greedy();
-    let mut generator = ctx.generate(
-        &tokens,
-        &mut sampler,
-        GenerateOptions::default().max_tokens(n_predict),
-    );
-    generator.collect_text().unwrap();
-    generator.tokens().to_vec()
+    common::greedy_like_reference(model, prompt, n_predict, THREADS).0
 }
 
 fn local_only() -> ModelParams {
