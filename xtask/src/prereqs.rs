@@ -4,6 +4,7 @@
 use std::process::Command;
 
 mod libclang;
+pub(crate) mod wine;
 
 /// A program and the Debian package that provides it.
 pub(crate) struct Tool {

@@ -12,6 +12,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     prereqs::ensure(&tools)?;
     prereqs::ensure_rust_target("aarch64-unknown-linux-gnu")?;
 
+    prereqs::wine::ensure()?;
+
     let world = World::start()?;
     eprintln!(
         "xtask: serving llama.cpp {} (built from source) at {}",
