@@ -299,22 +299,15 @@ fn link(target: &str, lib_dirs: &[&Path], exe: &Path) -> Result<(), String> {
     check_target(target)?;
     let lld = rust_lld()?;
     let mut cmd = Command::new("rustc");
-    cmd.args([
-        "--edition",
-        "2024",
-        "--crate-type",
-        "bin",
-        "--target",
-        target,
-    ])
-    .args(["-C", "panic=abort", "-C", "opt-level=1"])
-    .arg("-C")
-    .arg(format!("linker={}", lld.display()))
-    .args(["-C", "linker-flavor=lld-link"])
-    // No C runtime: our own entry point, and no default libraries (msvcrt, the SDK's).
-    .args(["-C", "link-arg=/ENTRY:mainCRTStartup"])
-    .args(["-C", "link-arg=/SUBSYSTEM:CONSOLE"])
-    .args(["-C", "link-arg=/NODEFAULTLIB"]);
+    cmd.args(["--edition=2024", "--crate-type=bin", "--target", target])
+        .args(["-D", "warnings", "-C", "panic=abort", "-C", "opt-level=1"])
+        .arg("-C")
+        .arg(format!("linker={}", lld.display()))
+        .args(["-C", "linker-flavor=lld-link"])
+        // No C runtime: our own entry point, and no default libraries (msvcrt, the SDK's).
+        .args(["-C", "link-arg=/ENTRY:mainCRTStartup"])
+        .args(["-C", "link-arg=/SUBSYSTEM:CONSOLE"])
+        .args(["-C", "link-arg=/NODEFAULTLIB"]);
     for dir in lib_dirs {
         cmd.arg("-L").arg(format!("native={}", dir.display()));
     }
