@@ -101,7 +101,8 @@ fn a_no_crt_msvc_program_links_with_lld_link_against_the_official_dlls_and_runs_
 
     let started = Instant::now();
     let mut cmd = wine.command(&exe);
-    cmd.current_dir(&app);
+    // Elsewhere than the exe's folder: the DLLs and backends must be found next to the exe.
+    cmd.current_dir(dir.path());
     let out = wine.run(cmd, Duration::from_secs(120)).unwrap();
     eprintln!("ran under wine in {:.1?}", started.elapsed());
     let stdout = out.stdout_text();
