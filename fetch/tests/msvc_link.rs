@@ -10,6 +10,10 @@
 //! directory is read back with `object`, then it runs under wine next to the official DLLs
 //! and must report the CPU backend.
 //!
+//! The same calls as a normal `std` program (`hello_llama_std.rs`) link and run too, with
+//! import libraries of wine's system DLLs and `crt_stand_in.rs` in place of the static
+//! objects of Visual Studio's `msvcrt.lib`, which this machine does not have.
+//!
 //! The same program is linked (not run: nothing here executes ARM64 Windows code) for
 //! `aarch64-pc-windows-msvc` against ARM64 import libraries, which are made from the same
 //! export tables: no ARM64 build of these DLLs is at hand, and the import library depends on
