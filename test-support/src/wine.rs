@@ -248,21 +248,23 @@ impl Wine {
             candidates.push(root.join("lib/wine/x86_64-windows"));
             candidates.push(root.join("lib64/wine/x86_64-windows"));
         }
-        candidates
-            .iter()
-            .find(|d| d.join("kernel32.dll").is_file())
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "wine's 64-bit PE DLLs (kernel32.dll) are in none of {}",
-                    candidates
-                        .iter()
-                        .map(|c| c.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        first_with_kernel32(&candidates)
     }
+}
+
+/// The first of `candidates` holding a `kernel32.dll`.
+fn first_with_kernel32(candidates: &[PathBuf]) -> Result<PathBuf, String> {
+    candidates
+        .iter()
+        .find(|d| d.join("kernel32.dll").is_file())
+        .cloned()
+        .ok_or_else(|| {
+            let tried: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+            format!(
+                "wine's 64-bit PE DLLs (kernel32.dll) are in none of {}",
+                tried.join(", ")
+            )
+        })
 }
 
 /// Runs `cmd` with stdout/stderr in files under `scratch`, killing it after `timeout`.
@@ -321,6 +323,43 @@ mod tests {
             "wine is not installed (tried /nonexistent/wine64): install Debian's `wine64` package \
              (`apt-get install wine64`; `cargo xtask test` installs it)"
         );
+    }
+
+    #[test]
+    fn a_failed_prefix_init_says_so_and_publishes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        // A "loader" that fails whatever it is asked.
+        let wine = Wine::find(&[PathBuf::from("/bin/false")]);
+        assert!(wine.is_err(), "/bin/false --version fails too");
+        let broken = Wine {
+            loader: PathBuf::from("/bin/false"),
+            server: PathBuf::from("/bin/false"),
+            version: "wine-0.0 (broken)".to_owned(),
+            prefix: PathBuf::new(),
+        };
+        let key = broken.prefix_key();
+        let err = broken.with_prefix_in(root.path()).unwrap_err();
+        assert_eq!(err, "`wine64 wineboot --init` failed (Some(1)): ");
+        assert!(!root.path().join(&key).exists());
+    }
+
+    #[test]
+    fn missing_system_dlls_name_the_places_searched() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        let full = dir.path().join("full");
+        fs::create_dir_all(&empty).unwrap();
+        fs::create_dir_all(&full).unwrap();
+        let err = first_with_kernel32(std::slice::from_ref(&empty)).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "wine's 64-bit PE DLLs (kernel32.dll) are in none of {}",
+                empty.display()
+            )
+        );
+        fs::write(full.join("kernel32.dll"), b"MZ").unwrap();
+        assert_eq!(first_with_kernel32(&[empty, full.clone()]).unwrap(), full);
     }
 
     #[test]
