@@ -242,7 +242,19 @@ mod bindings {
     //! The bindgen call. What to do when it cannot run (committed bindings, or an error saying
     //! how to get libclang) is decided and tested in `llama_prebuilt_fetch::bindings`.
     use super::*;
-    use llama_prebuilt_fetch::bindings::{BindingsPlan, Decision};
+    use llama_prebuilt_fetch::bindings::{BindingsPlan, Decision, SystemHeaders};
+
+    /// C's `FILE`, declared by us instead of bindgen (which blocklists it): the headers use it
+    /// only behind a pointer, and the C library's own layout of it (glibc's `_IO_FILE`, the
+    /// macOS SDK's `__sFILE`, UCRT's `_iobuf`) would make the bindings depend on which libc
+    /// headers were at hand. Opaque, `!Send`, `!Sync`, `!Unpin`, like any C-owned handle.
+    const OPAQUE_FILE: &str = "/// C's `FILE` (opaque: only ever used behind a pointer).
+#[repr(C)]
+pub struct FILE {
+    _opaque: [u8; 0],
+    _not_send_sync_unpin: ::core::marker::PhantomData<(*mut u8, ::core::marker::PhantomPinned)>,
+}
+";
 
     pub fn write(
         manifest_dir: &Path,
@@ -256,6 +268,7 @@ mod bindings {
             triple: target.triple.clone(),
             out_dir: out_dir.to_path_buf(),
             bindgen_feature: cfg!(feature = "bindgen"),
+            system_headers: system_headers(target),
         };
         match plan.decide(generate(&plan)) {
             Decision::Generated => Ok(()),
@@ -269,6 +282,29 @@ mod bindings {
             }
             Decision::Fail(message) => Err(message),
         }
+    }
+
+    /// Whether clang can read the target's own C library headers, or needs the shim.
+    /// `LLAMA_PREBUILT_BINDINGS_SHIM` (set by `cargo xtask bindings --check` only) forces the
+    /// shim, to compare its bindings with those of real headers.
+    fn system_headers(target: &Target) -> SystemHeaders {
+        if var("LLAMA_PREBUILT_BINDINGS_SHIM").is_some() {
+            return SystemHeaders::Shim;
+        }
+        let host = env::var("HOST").map(|h| Target::from_triple(&h));
+        let host = host.unwrap_or_else(|_| Target::host());
+        // bindgen reads these itself; a user who sets one is pointing clang at real headers.
+        let user_clang_args = [
+            "BINDGEN_EXTRA_CLANG_ARGS".to_string(),
+            format!("BINDGEN_EXTRA_CLANG_ARGS_{}", target.triple),
+            format!(
+                "BINDGEN_EXTRA_CLANG_ARGS_{}",
+                target.triple.replace('-', "_")
+            ),
+        ]
+        .iter()
+        .any(|name| var(name).is_some());
+        SystemHeaders::choose(target, &host, user_clang_args, Path::is_file)
     }
 
     /// Runs bindgen; `Err(why)` when it cannot (bindgen panics when libclang cannot be loaded).
@@ -285,6 +321,9 @@ mod bindings {
             .allowlist_function(ALLOW_FUNCTIONS)
             .allowlist_type(ALLOW_TYPES)
             .allowlist_var(ALLOW_VARS)
+            .blocklist_type("FILE")
+            .allowlist_recursively(false)
+            .raw_line(OPAQUE_FILE)
             .prepend_enum_name(false)
             .derive_default(true)
             .layout_tests(true)

@@ -10,10 +10,14 @@
 //! change (`LLAMA_INCLUDE_DIR`, or fetched for that tag) qualify too: a tag bump that leaves
 //! `llama.h`/`ggml*.h` alone needs no libclang. Anything else is an error that says how to get
 //! libclang or the feature.
+//!
+//! A target whose C library headers are not on this machine (macOS or Windows built on Linux)
+//! reads `bindings/include-shim/` instead ([`SystemHeaders`]): the headers need only `FILE`,
+//! behind a pointer, and the bindings declare it opaque on every target.
 
 use std::path::{Path, PathBuf};
 
-use crate::PINNED_TAG;
+use crate::{PINNED_TAG, Target};
 
 /// The bindgen allowlists: every llama/ggml/gguf function, type and constant, and the RPC
 /// protocol version (ggml-rpc.h) the safe crate checks servers against.
@@ -36,6 +40,52 @@ pub struct BindingsPlan {
     pub out_dir: PathBuf,
     /// Whether the `bindgen` feature is on.
     pub bindgen_feature: bool,
+    /// Where `<stdio.h>` and the other C library headers come from.
+    pub system_headers: SystemHeaders,
+}
+
+/// Where clang finds the C library headers `llama.h`/`ggml.h`/`gguf.h` include. The shim is the
+/// fallback for a target whose own headers are absent, never a replacement for present ones:
+/// the bindings are the same either way (`cargo xtask bindings --check` and the
+/// `shim_and_real_headers_give_the_same_bindings` test compare them where both exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemHeaders {
+    /// The target's own (the host's, a cross sysroot, the macOS SDK, MSVC's, mingw-w64's), as
+    /// clang finds them for `--target`; the shim only after all of them (`-idirafter`), for a
+    /// header they lack.
+    Target,
+    /// `bindings/include-shim/` (`stdio.h` with an opaque `FILE`, and `stddef.h`, `stdint.h`,
+    /// `stdbool.h` from clang's predefined type macros for the target) with clang's system
+    /// directories turned off (`-nostdlibinc`).
+    Shim,
+}
+
+impl SystemHeaders {
+    /// The target's own headers when this machine can have them: the host's OS, mingw-w64's
+    /// headers where Debian-style packages put them (`/usr/<arch>-w64-mingw32/include`, where
+    /// clang's MinGW driver looks), or whatever the user points clang at through
+    /// `BINDGEN_EXTRA_CLANG_ARGS` (`user_clang_args`, e.g. `--sysroot` of a macOS SDK). Otherwise
+    /// the shim: clang would search the *host's* `/usr/include` for a macOS target, and find
+    /// nothing at all for MSVC.
+    pub fn choose(
+        target: &Target,
+        host: &Target,
+        user_clang_args: bool,
+        exists: impl Fn(&Path) -> bool,
+    ) -> SystemHeaders {
+        let mingw_stdio = Path::new("/usr")
+            .join(format!("{}-w64-mingw32", target.arch))
+            .join("include")
+            .join("stdio.h");
+        let own = user_clang_args
+            || target.os == host.os
+            || (target.os == "windows" && target.env == "gnu" && exists(&mingw_stdio));
+        if own {
+            SystemHeaders::Target
+        } else {
+            SystemHeaders::Shim
+        }
+    }
 }
 
 /// What to do after bindgen ran (or could not).
@@ -110,12 +160,30 @@ impl BindingsPlan {
         compared > 0
     }
 
-    /// clang arguments: the header directory and the *target* (never the host).
+    /// The stand-in for missing C library headers ([`SystemHeaders::Shim`]).
+    pub fn shim_dir(&self) -> PathBuf {
+        self.manifest_dir.join("bindings").join("include-shim")
+    }
+
+    /// clang arguments: the header directory, the *target* (never the host), and the shim
+    /// when the target's C library headers are missing.
     pub fn clang_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             format!("-I{}", self.include_dir.display()),
             format!("--target={}", self.triple),
-        ]
+        ];
+        match self.system_headers {
+            SystemHeaders::Shim => {
+                args.push("-nostdlibinc".into());
+                args.push(format!("-isystem{}", self.shim_dir().display()));
+            }
+            // Searched after every system directory, so it only fills a gap: mingw-w64 ships
+            // no <stdbool.h> (GCC does), and libclang's MinGW driver adds no resource dir.
+            SystemHeaders::Target => {
+                args.push(format!("-idirafter{}", self.shim_dir().display()));
+            }
+        }
+        args
     }
 
     /// Decides from bindgen's result (`Err(why)` when it could not run).
@@ -217,6 +285,7 @@ mod tests {
             triple: triple.into(),
             out_dir: dir.join("out"),
             bindgen_feature: feature,
+            system_headers: SystemHeaders::Target,
         }
     }
 
@@ -234,7 +303,67 @@ mod tests {
             p.clang_args(),
             [
                 format!("-I{}", dir.path().join("vendor-headers").display()),
-                "--target=aarch64-apple-darwin".to_string()
+                "--target=aarch64-apple-darwin".to_string(),
+                format!(
+                    "-idirafter{}",
+                    dir.path().join("bindings/include-shim").display()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shim_stands_in_only_for_missing_target_headers() {
+        let linux = Target::from_triple(LINUX);
+        let t = Target::from_triple;
+        let none = |_: &Path| false;
+        let mingw = |p: &Path| p == Path::new("/usr/x86_64-w64-mingw32/include/stdio.h");
+        let choose = |triple: &str, user: bool, exists: &dyn Fn(&Path) -> bool| {
+            SystemHeaders::choose(&t(triple), &linux, user, exists)
+        };
+        assert_eq!(
+            choose("aarch64-unknown-linux-gnu", false, &none),
+            SystemHeaders::Target
+        );
+        assert_eq!(
+            choose("aarch64-apple-darwin", false, &none),
+            SystemHeaders::Shim
+        );
+        assert_eq!(
+            choose("x86_64-pc-windows-msvc", false, &mingw),
+            SystemHeaders::Shim
+        );
+        assert_eq!(
+            choose("x86_64-pc-windows-gnu", false, &none),
+            SystemHeaders::Shim
+        );
+        assert_eq!(
+            choose("x86_64-pc-windows-gnu", false, &mingw),
+            SystemHeaders::Target
+        );
+        // An SDK the user names through BINDGEN_EXTRA_CLANG_ARGS is never replaced.
+        assert_eq!(
+            choose("aarch64-apple-darwin", true, &none),
+            SystemHeaders::Target
+        );
+        // On a Mac, the SDK's headers.
+        let mac = t("aarch64-apple-darwin");
+        assert_eq!(
+            SystemHeaders::choose(&t("x86_64-apple-darwin"), &mac, false, none),
+            SystemHeaders::Target
+        );
+
+        let dir = crate_dir();
+        let mut p = plan(dir.path(), "vendor-headers", "aarch64-apple-darwin", true);
+        p.system_headers = SystemHeaders::Shim;
+        assert_eq!(
+            p.clang_args()[2..],
+            [
+                "-nostdlibinc".to_string(),
+                format!(
+                    "-isystem{}",
+                    dir.path().join("bindings/include-shim").display()
+                )
             ]
         );
     }

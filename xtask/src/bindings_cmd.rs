@@ -4,15 +4,27 @@
 //! They are produced by the sys crate's own build script (with `DOCS_RS=1`, so nothing is
 //! downloaded), so they cannot drift from what a build with libclang generates. `--check`
 //! regenerates and fails if anything differs (CI runs it).
+//!
+//! Linux targets read this machine's C library headers (the host's, the aarch64 cross
+//! sysroot's); macOS and Windows targets read `bindings/include-shim/` instead, since their
+//! headers are not here (the sys crate's build script decides, `SystemHeaders::choose`). The
+//! bindings declare `FILE` opaque themselves, so they do not depend on whose `stdio.h` was read.
 
 use std::path::{Path, PathBuf};
 
 use crate::prereqs;
 use crate::world;
 
-/// Targets with committed bindings: those whose C headers this machine has (the host and the
-/// aarch64 cross sysroot).
-pub(crate) const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+/// Targets with committed bindings: every target the release table supports.
+pub(crate) const TARGETS: &[&str] = &[
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+    "x86_64-pc-windows-msvc",
+    "aarch64-pc-windows-msvc",
+    "x86_64-pc-windows-gnu",
+];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let check = match args {
@@ -36,6 +48,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         if check {
             if std::fs::read(&committed).ok().as_deref() != Some(fresh.as_slice()) {
                 stale.push(committed.display().to_string());
+            }
+            if has_real_headers(triple) {
+                // The shim stands in for the headers macOS and Windows targets lack here; where
+                // real ones exist, it must give the very same bindings.
+                let shimmed = generate_with(&root, &target_dir, triple, None, true)?;
+                if shimmed != fresh {
+                    return Err(format!(
+                        "bindings for {triple} from bindings/include-shim/ differ from those of \
+                         the real C library headers; the shim no longer describes them"
+                    ));
+                }
+                eprintln!("bindings: {triple}: the shim gives the same bindings as real headers");
             }
         } else {
             std::fs::create_dir_all(committed.parent().unwrap()).map_err(|e| e.to_string())?;
@@ -62,7 +86,31 @@ pub(crate) fn generate(
     triple: &str,
     include_dir: Option<&Path>,
 ) -> Result<Vec<u8>, String> {
+    generate_with(root, target_dir, triple, include_dir, false)
+}
+
+/// Whether this machine has `triple`'s own C library headers: Linux's (the host's and the
+/// aarch64 cross sysroot's, which `prereqs::CROSS` installs) and mingw-w64's when installed.
+fn has_real_headers(triple: &str) -> bool {
+    triple.ends_with("-linux-gnu")
+        || (triple == "x86_64-pc-windows-gnu"
+            && Path::new("/usr/x86_64-w64-mingw32/include/stdio.h").is_file())
+}
+
+/// [`generate`], with `shim` forcing `bindings/include-shim/` even where real headers exist.
+fn generate_with(
+    root: &Path,
+    target_dir: &Path,
+    triple: &str,
+    include_dir: Option<&Path>,
+    shim: bool,
+) -> Result<Vec<u8>, String> {
     let mut cmd = world::cargo();
+    if shim {
+        cmd.env("LLAMA_PREBUILT_BINDINGS_SHIM", "1");
+    } else {
+        cmd.env_remove("LLAMA_PREBUILT_BINDINGS_SHIM");
+    }
     if let Some(dir) = include_dir {
         cmd.env("LLAMA_INCLUDE_DIR", dir);
     } else {
