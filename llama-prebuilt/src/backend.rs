@@ -6,6 +6,7 @@ use std::sync::{Mutex, OnceLock};
 
 use llama_prebuilt_sys as sys;
 
+use crate::backend_libs::{self, BackendLibrary, Registered};
 use crate::error::{Error, Result};
 use crate::{abi, ffi, logging};
 
@@ -38,6 +39,8 @@ pub struct Backend {
     lib_dir_source: LibDirSource,
     /// The devices registered at initialisation, then those of each RPC server added.
     devices: Mutex<Vec<Device>>,
+    /// The backend modules of `lib_dir` and whether each registered.
+    libraries: Vec<BackendLibrary>,
 }
 
 /// Where [`Backend`] took the library directory from.
@@ -204,6 +207,13 @@ impl Backend {
         if devices.is_empty() {
             return Err(Error::NoBackendDevices { lib_dir });
         }
+        let libraries =
+            backend_libs::classify(&lib_dir, &registered_backends(), backend_libs::probe_dlopen);
+        for l in &libraries {
+            if let backend_libs::BackendStatus::NotLoaded(why) = &l.status {
+                log::info!(target: logging::LOG_TARGET, "backend {} ({}) not in use: {why}", l.name, l.path.display());
+            }
+        }
         // SAFETY: initialises llama.cpp's global tables; idempotent.
         unsafe { sys::llama_backend_init() };
         for d in &devices {
@@ -213,6 +223,7 @@ impl Backend {
             lib_dir,
             lib_dir_source,
             devices: Mutex::new(devices),
+            libraries,
         };
         Ok(BACKEND.get_or_init(|| backend))
     }
@@ -245,6 +256,23 @@ impl Backend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The backend modules found in [`Backend::lib_dir`] (`libggml-cpu.so`,
+    /// `libggml-vulkan.so`, …), each with whether it registered and, if not, why: e.g. a
+    /// Vulkan build on a machine without the Vulkan loader lists `vulkan` as
+    /// [`BackendLoadError::Library`](crate::BackendLoadError::Library) with the loader's
+    /// message naming `libvulkan.so.1`, and runs on the CPU.
+    pub fn backend_libraries(&self) -> &[BackendLibrary] {
+        &self.libraries
+    }
+
+    /// Whether a backend module named `name` (`vulkan`, `cuda`, … as in
+    /// [`BackendLibrary::name`]) registered.
+    pub fn backend_loaded(&self, name: &str) -> bool {
+        self.libraries
+            .iter()
+            .any(|l| l.name.eq_ignore_ascii_case(name) && l.is_loaded())
     }
 
     /// Appends devices registered after initialisation (an RPC server's).
@@ -284,6 +312,22 @@ fn list_devices() -> Vec<Device> {
             .map(|i| sys::ggml_backend_dev_get(i))
             .filter(|dev| !dev.is_null())
             .map(|dev| Device::from_raw(dev))
+            .collect()
+    }
+}
+
+/// The backends registered now, with the module each came from.
+fn registered_backends() -> Vec<Registered> {
+    // SAFETY: queries of the backend registry; each reg lives for the process.
+    unsafe {
+        (0..sys::ggml_backend_reg_count())
+            .map(|i| sys::ggml_backend_reg_get(i))
+            .filter(|reg| !reg.is_null())
+            .map(|reg| Registered {
+                name: ffi::borrowed_string(sys::ggml_backend_reg_name(reg)).unwrap_or_default(),
+                devices: sys::ggml_backend_reg_dev_count(reg),
+                module: backend_libs::module_of(reg as *const c_void),
+            })
             .collect()
     }
 }

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use crate::gguf::GgufError;
 use crate::token::Token;
 
+use crate::backend_libs::BackendLibrary;
+use crate::model::GpuLayers;
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -23,6 +26,21 @@ pub enum Error {
     NoBackendDevices {
         /// The directory the backends were loaded from.
         lib_dir: PathBuf,
+    },
+    /// [`ModelParams::require_gpu`](crate::ModelParams::require_gpu) is set, but llama.cpp
+    /// would offload nothing because no GPU device is registered. `not_loaded` lists the
+    /// backend modules of the library directory that did not load, with the reason (e.g.
+    /// `vulkan` without `libvulkan.so.1`).
+    #[error(
+        "GPU offload is required ({} layers), but no GPU device is available{}",
+        crate::offload::describe(*requested),
+        fmt_not_loaded(not_loaded)
+    )]
+    NoGpuDevice {
+        /// The layers asked for.
+        requested: GpuLayers,
+        /// The backend modules that did not load.
+        not_loaded: Vec<BackendLibrary>,
     },
     /// [`Backend::init_with_lib_dir`](crate::Backend::init_with_lib_dir) was called after the
     /// backend had already been initialised from another directory.
@@ -353,6 +371,21 @@ pub enum Error {
         /// The last error llama.cpp logged, if any.
         message: Option<String>,
     },
+}
+
+/// `; not loaded: vulkan (why), …`, or a note that there is no GPU backend module at all.
+pub(crate) fn fmt_not_loaded(not_loaded: &[BackendLibrary]) -> String {
+    if not_loaded.is_empty() {
+        return " (every backend module loaded; none of the devices to use is a GPU)".into();
+    }
+    let list: Vec<String> = not_loaded
+        .iter()
+        .map(|l| match &l.status {
+            crate::BackendStatus::NotLoaded(why) => format!("{} ({why})", l.name),
+            crate::BackendStatus::Loaded { .. } => l.name.clone(),
+        })
+        .collect();
+    format!("; not loaded: {}", list.join(", "))
 }
 
 fn fmt_message(message: &Option<String>) -> String {

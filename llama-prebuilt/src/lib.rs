@@ -51,6 +51,7 @@
 
 mod abi;
 mod backend;
+mod backend_libs;
 mod batch;
 mod batcher;
 mod cancel;
@@ -68,6 +69,7 @@ mod logging;
 mod lora;
 mod metadata_override;
 mod model;
+mod offload;
 mod panic;
 mod placement;
 mod rpc;
@@ -77,6 +79,7 @@ mod text_stream;
 mod token;
 
 pub use backend::{Backend, Device, DeviceKind, LibDirSource};
+pub use backend_libs::{BackendLibrary, BackendLoadError, BackendStatus};
 pub use batch::Batch;
 pub use batcher::{BatchEvent, Batcher, SequenceCancel};
 pub use cancel::CancelHandle;
@@ -98,6 +101,7 @@ pub use logging::LOG_TARGET;
 pub use lora::LoraAdapter;
 pub use metadata_override::MetadataValue;
 pub use model::{GpuLayers, LoadMode, Model, ModelParams, ProgressCallback};
+pub use offload::Offload;
 pub use placement::SplitMode;
 pub use rpc::{DEFAULT_RPC_TIMEOUT, RpcEndpoint, RpcServer};
 pub use sampler::{Dry, Penalties, Sampler};

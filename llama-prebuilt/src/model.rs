@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::context_params::ContextParams;
 use crate::error::{Error, Result};
 use crate::metadata_override::{self, MetadataValue};
+use crate::offload::{self, Offload};
 use crate::placement::{Placement, SplitMode};
 use crate::rpc::RpcLease;
 use crate::{ffi, gguf};
@@ -76,6 +77,7 @@ pub struct Model {
     path: PathBuf,
     vocab_only: bool,
     causal_attention: bool,
+    offload: Offload,
 }
 
 impl fmt::Debug for Model {
@@ -138,6 +140,7 @@ pub struct ModelParams {
     progress: Option<Arc<ProgressCallback>>,
     placement: Placement,
     overrides: Vec<(String, MetadataValue)>,
+    require_gpu: bool,
 }
 
 impl Default for ModelParams {
@@ -150,6 +153,7 @@ impl Default for ModelParams {
             progress: None,
             placement: Placement::default(),
             overrides: Vec::new(),
+            require_gpu: false,
         }
     }
 }
@@ -164,6 +168,7 @@ impl fmt::Debug for ModelParams {
             .field("progress", &self.progress.as_ref().map(|_| "callback"))
             .field("placement", &self.placement)
             .field("overrides", &self.overrides)
+            .field("require_gpu", &self.require_gpu)
             .finish()
     }
 }
@@ -178,6 +183,17 @@ impl ModelParams {
     /// Shorthand for [`GpuLayers::Count`].
     pub fn n_gpu_layers(self, n: u32) -> Self {
         self.gpu_layers(GpuLayers::Count(n))
+    }
+
+    /// Whether offloading is a requirement. Without it (the default), when layers are to be
+    /// offloaded but no GPU device is registered (a GPU build on a machine without the GPU's
+    /// driver or runtime, see [`Backend::backend_libraries`]), the model loads on the CPU; an
+    /// explicit [`GpuLayers::Count`] > 0 also logs a warning saying why the GPU backend did
+    /// not load. With it, [`Model::load`] fails with [`Error::NoGpuDevice`] instead, for
+    /// [`GpuLayers::All`] and any count > 0.
+    pub fn require_gpu(mut self, require: bool) -> Self {
+        self.require_gpu = require;
+        self
     }
 
     /// How the weights are loaded.
@@ -309,6 +325,19 @@ impl Model {
         let backend = Backend::init()?;
         check_file(path)?;
         let mut placement = params.placement.prepare(backend)?;
+        let gpu_layers = if params.vocab_only {
+            GpuLayers::Count(0)
+        } else {
+            params.gpu_layers
+        };
+        let offload_devices = offload::offload_devices(
+            params.placement.devices.as_deref(),
+            &backend.devices(),
+            params.placement.split_mode,
+            params.placement.main_gpu,
+        );
+        offload::check_gpu_available(backend, gpu_layers, params.require_gpu, &offload_devices)?;
+        let split_points = offload::split_points(&offload_devices, &params.placement.tensor_split);
         let overrides = metadata_override::build(&params.overrides)?;
         let c_path = ffi::path_c_string(path)?;
         metadata_override::check_types(&c_path, &params.overrides)?;
@@ -377,8 +406,18 @@ impl Model {
             path: path.into(),
             vocab_only: params.vocab_only,
             causal_attention: true,
+            offload: Offload {
+                total_layers: 0,
+                devices: Vec::new(),
+            },
         };
         model.causal_attention = model.detect_causal_attention();
+        model.offload = offload::assign(
+            model.n_layer_all(),
+            gpu_layers,
+            &offload_devices,
+            &split_points,
+        );
         Ok(model)
     }
 
@@ -464,6 +503,24 @@ impl Model {
     pub fn n_layer(&self) -> u32 {
         // SAFETY: as above.
         u32::try_from(unsafe { sys::llama_model_n_layer(self.as_ptr()) }).unwrap_or(0)
+    }
+
+    /// Where llama.cpp put the model's layers: how many of its `n_layer + 1` placeable layers
+    /// (blocks plus output) each offload device holds, and how many stayed on the CPU. The
+    /// same figures as llama.cpp's log line "offloaded N/M layers to GPU", computed from
+    /// [`ModelParams::gpu_layers`] and the devices the way llama.cpp assigns them (llama.h
+    /// has no query for it).
+    pub fn offload(&self) -> &Offload {
+        &self.offload
+    }
+
+    /// All blocks as llama.cpp's loader counts them (`<arch>.block_count`, which includes
+    /// multi-token-prediction blocks that [`Model::n_layer`] leaves out).
+    fn n_layer_all(&self) -> u32 {
+        let arch = self.meta("general.architecture").unwrap_or_default();
+        self.meta(&format!("{arch}.block_count"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| self.n_layer())
     }
 
     /// Number of attention heads.

@@ -4,6 +4,9 @@
 use std::process::Command;
 
 mod libclang;
+mod vulkan;
+
+pub(crate) use vulkan::VULKAN;
 pub(crate) mod wine;
 
 /// A program and the Debian package that provides it.

@@ -8,7 +8,11 @@ use crate::prereqs;
 use crate::world::{self, World};
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let tools: Vec<&prereqs::Tool> = prereqs::BUILD.iter().chain(prereqs::CROSS).collect();
+    let tools: Vec<&prereqs::Tool> = prereqs::BUILD
+        .iter()
+        .chain(prereqs::CROSS)
+        .chain(prereqs::VULKAN)
+        .collect();
     prereqs::ensure(&tools)?;
     prereqs::ensure_rust_target("aarch64-unknown-linux-gnu")?;
 
