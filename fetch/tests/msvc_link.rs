@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use llama_prebuilt_fetch::implib::{self, DllExports};
 use llama_prebuilt_fetch::libdir::LibOs;
 use llama_prebuilt_fetch::linking;
-use llama_prebuilt_test_support::{official, wine};
+use llama_prebuilt_test_support::{fixture, official, second_tag, wine};
 use object::LittleEndian as LE;
 use object::pe::ImageNtHeaders64;
 use object::read::pe::{Import, PeFile64};
@@ -111,6 +111,100 @@ fn a_std_msvc_program_links_with_lld_link_and_a_crt_stand_in_and_runs_under_wine
 }
 
 #[test]
+fn cargo_build_for_x86_64_msvc_links_through_the_build_script_and_runs_under_wine() {
+    // A downstream crate depending on llama-prebuilt-sys, built the way a user builds it:
+    // the build script stages the official DLLs (LLAMA_LIB_DIR: the download path of the same
+    // zip is the windows-gnu e2e's), writes the import libraries, generates bindings for the
+    // target and emits `rustc-link-lib=dylib=llama` etc.; copy-dylibs puts the DLLs next to
+    // the exe. What differs from a Windows machine: lld-link for link.exe, and the CRT
+    // stand-in with import libraries of wine's DLLs for Visual Studio's runtime.
+    let dir = tempfile::tempdir().unwrap();
+    let app = Staged::new(dir.path());
+    let include = b10605_include_dir(&dir.path().join("include"));
+    // bindgen's clang has its own stddef.h/stdint.h/stdbool.h but no C library headers for
+    // an MSVC target; the bindings need FILE only as an opaque type.
+    let shim = dir.path().join("shim");
+    fs::create_dir_all(&shim).unwrap();
+    fs::write(shim.join("stdio.h"), "typedef struct _iobuf FILE;\n").unwrap();
+    let stand_in = dir.path().join("crt_stand_in.obj");
+    compile_crt_stand_in(X64, &stand_in).unwrap();
+
+    let crate_dir = dir.path().join("downstream");
+    fs::create_dir_all(crate_dir.join("src")).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    fs::write(
+        crate_dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"msvc-downstream\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nllama-prebuilt-sys = {{ path = {:?} }}\n\n[workspace]\n",
+            repo.display().to_string()
+        ),
+    )
+    .unwrap();
+    // The workspace's versions, resolved without the registry.
+    fs::copy(repo.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    fs::copy(
+        Path::new(SOURCES).join("downstream_main.rs"),
+        crate_dir.join("src/main.rs"),
+    )
+    .unwrap();
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--target", X64]).current_dir(&crate_dir);
+    // Only the environment stated here (not the outer test run's mirror, tag, flags).
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("LLAMA_")
+            || key.starts_with("CARGO_TARGET_")
+            || key.contains("RUSTFLAGS")
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    let rustflags = format!(
+        "-C linker-flavor=lld-link -C link-arg=/NODEFAULTLIB -L native={} \
+         -C link-arg=ucrtbase.lib -C link-arg=vcruntime140.lib -C link-arg={}",
+        app.sys.display(),
+        stand_in.display()
+    );
+    // Kept between runs (cargo locks it against concurrent builds): a fresh one compiles the
+    // build script's dependencies (bindgen, ureq, rustls, ...) for minutes every time.
+    let target_dir = fixture::fixtures_root()
+        .unwrap()
+        .join("cargo-target-msvc-downstream");
+    cmd.env("CARGO_TARGET_DIR", &target_dir)
+        .env("LLAMA_LIB_DIR", &app.release)
+        .env("LLAMA_INCLUDE_DIR", &include)
+        .env("LLAMA_PREBUILT_VERSION", "b10605")
+        .env("LLAMA_PREBUILT_CACHE_DIR", dir.path().join("cache"))
+        .env(
+            "BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_msvc",
+            format!("-isystem {}", shim.display()),
+        )
+        .env(
+            "CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER",
+            rust_lld().unwrap(),
+        )
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS", rustflags);
+    let started = Instant::now();
+    run(cmd).unwrap();
+    eprintln!("cargo build --target {X64}: {:.0?}", started.elapsed());
+
+    let out = target_dir.join(X64).join("debug");
+    let exe = out.join("msvc-downstream.exe");
+    for stem in LLAMA_LIBS {
+        assert!(
+            out.join(format!("{stem}.dll")).is_file(),
+            "copy-dylibs: {stem}"
+        );
+    }
+    // The DLLs' hints: the import libraries came from these very DLLs.
+    check_imports(&exe, Architecture::X86_64, &app.hints(false), false);
+    run_and_check(&exe, dir.path());
+}
+
+#[test]
 fn the_same_program_links_for_aarch64_msvc_against_arm64_import_libraries() {
     let dir = tempfile::tempdir().unwrap();
     let release = dir.path().join("release");
@@ -181,6 +275,8 @@ enum Program {
 /// The official DLLs staged as a build script stages them (import libraries written), and
 /// import libraries of wine's system DLLs in a dir of their own.
 struct Staged {
+    /// The official DLLs as extracted from the zip.
+    release: PathBuf,
     /// The staged release: DLLs, the generated `.lib`s; the executables go here too.
     dir: PathBuf,
     /// `<dll>.lib` for each of [`SYSTEM_DLLS`], made by our writer from wine's DLLs.
@@ -207,6 +303,7 @@ impl Staged {
         }
         Staged {
             kernel32: system.join("kernel32.dll"),
+            release,
             dir,
             sys,
         }
@@ -292,6 +389,17 @@ impl Report {
             devices,
         }
     }
+}
+
+/// b10605's headers (from its sdist) in one directory, as `LLAMA_INCLUDE_DIR` wants them.
+fn b10605_include_dir(dest: &Path) -> PathBuf {
+    let tree = second_tag::source_files().unwrap();
+    fs::create_dir_all(dest).unwrap();
+    for path in second_tag::FILES.iter().filter(|f| f.ends_with(".h")) {
+        let name = Path::new(path).file_name().unwrap();
+        fs::copy(tree.join(path), dest.join(name)).unwrap();
+    }
+    dest.to_path_buf()
 }
 
 /// Extracts every DLL of the official b10605 Windows x64 CPU zip (the CPU backend variants
