@@ -116,16 +116,13 @@ fn cargo_build_for_x86_64_msvc_links_through_the_build_script_and_runs_under_win
     // the build script stages the official DLLs (LLAMA_LIB_DIR: the download path of the same
     // zip is the windows-gnu e2e's), writes the import libraries, generates bindings for the
     // target and emits `rustc-link-lib=dylib=llama` etc.; copy-dylibs puts the DLLs next to
-    // the exe. What differs from a Windows machine: lld-link for link.exe, and the CRT
-    // stand-in with import libraries of wine's DLLs for Visual Studio's runtime.
+    // the exe. b10605's headers are not the vendored ones, so bindgen runs, for the target
+    // (MSVC's C headers are not here: the build script gives clang bindings/include-shim/).
+    // What differs from a Windows machine: lld-link for link.exe, and the CRT stand-in with
+    // import libraries of wine's DLLs for Visual Studio's runtime.
     let dir = tempfile::tempdir().unwrap();
     let app = Staged::new(dir.path());
     let include = b10605_include_dir(&dir.path().join("include"));
-    // bindgen's clang has its own stddef.h/stdint.h/stdbool.h but no C library headers for
-    // an MSVC target; the bindings need FILE only as an opaque type.
-    let shim = dir.path().join("shim");
-    fs::create_dir_all(&shim).unwrap();
-    fs::write(shim.join("stdio.h"), "typedef struct _iobuf FILE;\n").unwrap();
     let stand_in = dir.path().join("crt_stand_in.obj");
     compile_crt_stand_in(X64, &stand_in).unwrap();
 
@@ -178,10 +175,6 @@ fn cargo_build_for_x86_64_msvc_links_through_the_build_script_and_runs_under_win
         .env("LLAMA_INCLUDE_DIR", &include)
         .env("LLAMA_PREBUILT_VERSION", "b10605")
         .env("LLAMA_PREBUILT_CACHE_DIR", dir.path().join("cache"))
-        .env(
-            "BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_msvc",
-            format!("-isystem {}", shim.display()),
-        )
         .env(
             "CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER",
             rust_lld().unwrap(),
