@@ -12,7 +12,9 @@
 //!
 //! The same calls as a normal `std` program (`hello_llama_std.rs`) link and run too, with
 //! import libraries of wine's system DLLs and `crt_stand_in.rs` in place of the static
-//! objects of Visual Studio's `msvcrt.lib`, which this machine does not have.
+//! objects of Visual Studio's `msvcrt.lib`, which this machine does not have; and so does a
+//! downstream crate (`downstream_main.rs`) built with `cargo build --target
+//! x86_64-pc-windows-msvc` through `llama-prebuilt-sys`'s build script.
 //!
 //! The same program is linked (not run: nothing here executes ARM64 Windows code) for
 //! `aarch64-pc-windows-msvc` against ARM64 import libraries, which are made from the same
