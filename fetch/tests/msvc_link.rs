@@ -33,6 +33,8 @@ use llama_prebuilt_fetch::linking;
 use llama_prebuilt_test_support::{fixture, official, second_tag, wine};
 use object::LittleEndian as LE;
 use object::pe::ImageNtHeaders64;
+use object::read::archive::ArchiveFile;
+use object::read::coff::{ImportFile, ImportType};
 use object::read::pe::{Import, PeFile64};
 use object::{Architecture, Object};
 
@@ -231,6 +233,42 @@ fn the_same_program_links_for_aarch64_msvc_against_arm64_import_libraries() {
         .map(|(stem, path)| (format!("{stem}.dll"), path))
         .collect();
     check_imports(&exe, Architecture::Aarch64, &hints(&dlls), true);
+}
+
+#[test]
+fn arm64_dlls_made_by_lld_link_give_import_libraries_equal_to_its_own() {
+    // No ARM64 build of llama.cpp is at hand, so ARM64 DLLs exporting the functions the
+    // program calls are made here by lld-link itself: their export tables are read by our PE
+    // reader from a real linker's ARM64 image (not a synthetic one), and lld-link's own import
+    // library of each (`/IMPLIB`) is the reference for ours.
+    let dir = tempfile::tempdir().unwrap();
+    let dlls = dir.path().join("dlls");
+    let libs = dir.path().join("libs");
+    fs::create_dir_all(&dlls).unwrap();
+    fs::create_dir_all(&libs).unwrap();
+    let mut for_hints = Vec::new();
+    for (dll_name, functions) in IMPORTS {
+        let dll = dlls.join(dll_name);
+        stub_dll(ARM64, functions, &dll).unwrap();
+        let exports = implib::read_exports(&fs::read(&dll).unwrap()).unwrap();
+        assert_eq!(exports.machine, MACHINE_ARM64, "{dll_name}");
+        assert_eq!(exports.name.as_deref(), Some(*dll_name));
+        let stem = dll_name.strip_suffix(".dll").unwrap();
+        let ours = libs.join(format!("{stem}.lib"));
+        implib::write_import_library(&dll, &ours).unwrap();
+        let theirs = dlls.join(format!("{dll_name}.lib"));
+        let members = import_members(&fs::read(&ours).unwrap());
+        assert_eq!(members.len(), functions.len(), "{dll_name}: {members:?}");
+        assert_eq!(
+            members,
+            import_members(&fs::read(&theirs).unwrap()),
+            "{dll_name}: our import members vs lld-link's"
+        );
+        for_hints.push((dll_name.to_string(), dll));
+    }
+    let exe = dir.path().join("hello_llama_arm64.exe");
+    link(ARM64, Program::NoCrt, &[&libs], &exe).unwrap();
+    check_imports(&exe, Architecture::Aarch64, &hints(&for_hints), true);
 }
 
 #[test]
@@ -501,6 +539,59 @@ fn link(target: &str, program: Program, lib_dirs: &[&Path], exe: &Path) -> Resul
     };
     cmd.arg("-o").arg(exe).arg(Path::new(SOURCES).join(source));
     run(cmd)
+}
+
+/// A `no_std` DLL for `target` exporting `functions` (empty bodies), linked by lld-link with
+/// no entry point; lld-link also writes its import library as `<dll>.lib`.
+fn stub_dll(target: &str, functions: &[&str], dll: &Path) -> Result<(), String> {
+    let mut source = String::from("#![no_std]\n");
+    for f in functions {
+        source.push_str(&format!(
+            "#[unsafe(no_mangle)]\npub extern \"C\" fn {f}() {{}}\n"
+        ));
+    }
+    source.push_str(
+        "#[panic_handler]\nfn panic(_: &core::panic::PanicInfo) -> ! {\n    loop {}\n}\n",
+    );
+    let src = dll.with_extension("rs");
+    fs::write(&src, source).map_err(|e| format!("writing {}: {e}", src.display()))?;
+    let lld = rust_lld()?;
+    let mut cmd = Command::new("rustc");
+    cmd.args(["--edition=2024", "--crate-type=cdylib", "--crate-name=stub"])
+        .args(["--target", target, "-C", "panic=abort", "-C", "opt-level=1"])
+        .arg("-C")
+        .arg(format!("linker={}", lld.display()))
+        .args([
+            "-C",
+            "linker-flavor=lld-link",
+            "-C",
+            "link-arg=/NODEFAULTLIB",
+        ])
+        .args(["-C", "link-arg=/NOENTRY"])
+        .arg("-o")
+        .arg(dll)
+        .arg(&src);
+    run(cmd)
+}
+
+/// The short import members of an import library: (symbol, DLL, code or data), sorted.
+fn import_members(lib: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, bool)> {
+    let archive = ArchiveFile::parse(lib).unwrap();
+    let mut out: Vec<_> = archive
+        .members()
+        .filter_map(|m| {
+            let data = m.unwrap().data(lib).unwrap();
+            let import = ImportFile::parse(data).ok()?;
+            assert_eq!(import.architecture(), Architecture::Aarch64);
+            Some((
+                import.symbol().to_vec(),
+                import.dll().to_vec(),
+                import.import_type() == ImportType::Code,
+            ))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// `crt_stand_in.rs` as one object file.
