@@ -33,4 +33,3 @@ pub mod rpc_servers;
 pub mod second_tag;
 pub mod test_env;
 pub mod wine;
-pub mod wine_stub;
