@@ -22,6 +22,7 @@ pub mod gguf;
 pub mod gguf_lora;
 pub mod gguf_rerank;
 pub mod gguf_writer;
+pub mod macos;
 pub mod mirror;
 pub mod models;
 pub mod official;

@@ -43,6 +43,9 @@ pub struct PypiFile {
 pub enum DistKind {
     /// A `.whl` (a zip archive).
     Wheel,
+    /// A `.whl` for another platform than this machine's: pip's `--platform` tag (e.g.
+    /// `macosx_14_0_arm64`), for Python 3.11.
+    WheelFor(&'static str),
     /// A source distribution (`.tar.gz`), downloaded with `--no-binary :all:
     /// --no-build-isolation` from a venv that already has the build tools (see
     /// [`Pip::sdist_venv`]): plain `pip download` of an sdist installs build dependencies into
@@ -53,7 +56,7 @@ pub enum DistKind {
 impl DistKind {
     fn extension(self) -> &'static str {
         match self {
-            DistKind::Wheel => ".whl",
+            DistKind::Wheel | DistKind::WheelFor(_) => ".whl",
             DistKind::Sdist => ".tar.gz",
         }
     }
@@ -79,7 +82,7 @@ pub struct PypiDist {
 pub fn fetch_dist(dist: &PypiDist) -> Result<PathBuf, String> {
     let root = fixtures_root()?;
     let pip = match dist.kind {
-        DistKind::Wheel => Pip::default(),
+        DistKind::Wheel | DistKind::WheelFor(_) => Pip::default(),
         DistKind::Sdist => Pip::sdist_venv(&root)?,
     };
     fetch_dist_with(dist, &root, &pip)
@@ -235,6 +238,9 @@ fn download(requirement: &str, kind: DistKind, dir: &Path, pip: &Pip) -> Result<
         .arg(dir);
     match kind {
         DistKind::Wheel => cmd.args(["--only-binary", ":all:"]),
+        DistKind::WheelFor(platform) => cmd
+            .args(["--only-binary", ":all:", "--platform", platform])
+            .args(["--python-version", "3.11"]),
         DistKind::Sdist => cmd.args(["--no-binary", ":all:", "--no-build-isolation"]),
     };
     cmd.arg(requirement).stdin(Stdio::null());

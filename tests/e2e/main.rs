@@ -9,6 +9,7 @@
 
 mod committed_bindings;
 mod downstream;
+mod macos;
 
 use std::sync::Mutex;
 

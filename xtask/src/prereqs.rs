@@ -4,6 +4,7 @@
 use std::process::Command;
 
 mod libclang;
+pub(crate) mod macos;
 mod vulkan;
 
 pub(crate) use vulkan::VULKAN;

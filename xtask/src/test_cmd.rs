@@ -15,6 +15,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .collect();
     prereqs::ensure(&tools)?;
     prereqs::ensure_rust_target("aarch64-unknown-linux-gnu")?;
+    prereqs::macos::ensure()?;
 
     prereqs::wine::ensure()?;
 
