@@ -104,10 +104,16 @@ pub const DEFAULT_PLATFORMS: &[&str] = &[
 
 impl Platform {
     /// The platform serving `target`, or an error listing the supported targets.
+    ///
+    /// `x86_64-pc-windows-gnu` is served by the MSVC-built `win-…-x64` assets: the DLLs export
+    /// a C ABI, and the import libraries staging generates serve GNU ld too.
     pub fn for_target(target: &Target) -> Result<&'static Platform> {
+        let env_matches = |p: &Platform| {
+            p.env == target.env || (p.os == "windows" && p.arch == "x86_64" && target.env == "gnu")
+        };
         PLATFORMS
             .iter()
-            .find(|p| p.arch == target.arch && p.os == target.os && p.env == target.env)
+            .find(|p| p.arch == target.arch && p.os == target.os && env_matches(p))
             .ok_or_else(|| Error::UnsupportedTarget {
                 triple: target.triple.clone(),
                 supported: PLATFORMS.iter().map(|p| p.triple.to_string()).collect(),
@@ -411,6 +417,11 @@ mod tests {
         assert_eq!(
             first("aarch64-pc-windows-msvc", "b10199", "cpu"),
             "llama-b10199-bin-win-cpu-arm64.zip"
+        );
+        // The MinGW target uses the same (MSVC-built, C ABI) DLLs.
+        assert_eq!(
+            first("x86_64-pc-windows-gnu", "b10199", "cpu"),
+            "llama-b10199-bin-win-cpu-x64.zip"
         );
     }
 

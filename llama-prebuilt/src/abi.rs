@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(size_of::<sys::llama_model_params>() == 72);
+    // Also at b10605: its `n_outputs_max_per_seq` (u32) fills what was padding.
     assert!(size_of::<sys::llama_context_params>() == 160);
     assert!(size_of::<sys::llama_sampler_chain_params>() == 1);
     assert!(size_of::<sys::llama_batch>() == 56);
@@ -38,13 +39,19 @@ pub(crate) struct ExpectedModelDefaults;
 impl ExpectedModelDefaults {
     pub const N_GPU_LAYERS: i32 = -1;
     pub const SPLIT_MODE: i64 = sys::LLAMA_SPLIT_MODE_LAYER as i64;
+    #[cfg(llama_abi = "b10199")]
     pub const LOAD_MODE: i64 = sys::LLAMA_LOAD_MODE_MMAP as i64;
+    /// b10605's `llama_model_default_params()` picks the mode per device (`src/llama-model.cpp`).
+    #[cfg(llama_abi = "b10605")]
+    pub const LOAD_MODE: i64 = sys::LLAMA_LOAD_MODE_AUTO as i64;
     pub const MAIN_GPU: i32 = 0;
     pub const VOCAB_ONLY: bool = false;
     pub const CHECK_TENSORS: bool = false;
     pub const USE_EXTRA_BUFTS: bool = true;
     pub const NO_HOST: bool = false;
     pub const NO_ALLOC: bool = false;
+    #[cfg(llama_abi = "b10605")]
+    pub const LOAD_MTP: bool = false;
 }
 
 /// The default context parameters, as `llama_context_default_params()` at b10199 returns them.
@@ -57,6 +64,9 @@ impl ExpectedContextDefaults {
     pub const N_SEQ_MAX: u32 = 1;
     pub const N_RS_SEQ: u32 = 0;
     pub const N_OUTPUTS_MAX: u32 = 0;
+    /// b10605 (`src/llama-context.cpp`): one output per sequence unless asked.
+    #[cfg(llama_abi = "b10605")]
+    pub const N_OUTPUTS_MAX_PER_SEQ: u32 = 1;
     /// `GGML_DEFAULT_N_THREADS`.
     pub const N_THREADS: i32 = 4;
     pub const CTX_TYPE: i64 = sys::LLAMA_CONTEXT_TYPE_DEFAULT as i64;
@@ -174,6 +184,8 @@ fn check_model(m: &sys::llama_model_params) -> Result<()> {
         E::USE_EXTRA_BUFTS,
     )?;
     expect("llama_model_params.no_host", m.no_host, E::NO_HOST)?;
+    #[cfg(llama_abi = "b10605")]
+    expect("llama_model_params.load_mtp", m.load_mtp, E::LOAD_MTP)?;
     expect("llama_model_params.no_alloc", m.no_alloc, E::NO_ALLOC)
 }
 
@@ -188,6 +200,12 @@ fn check_context(c: &sys::llama_context_params) -> Result<()> {
         "llama_context_params.n_outputs_max",
         c.n_outputs_max,
         E::N_OUTPUTS_MAX,
+    )?;
+    #[cfg(llama_abi = "b10605")]
+    expect(
+        "llama_context_params.n_outputs_max_per_seq",
+        c.n_outputs_max_per_seq,
+        E::N_OUTPUTS_MAX_PER_SEQ,
     )?;
     expect("llama_context_params.n_threads", c.n_threads, E::N_THREADS)?;
     expect(

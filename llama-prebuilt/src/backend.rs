@@ -393,7 +393,7 @@ fn loaded_library_file() -> Option<PathBuf> {
 
     type Hmodule = *mut c_void;
     #[link(name = "kernel32")]
-    extern "system" {
+    unsafe extern "system" {
         fn GetModuleHandleW(name: *const u16) -> Hmodule;
         fn GetModuleFileNameW(module: Hmodule, filename: *mut u16, size: u32) -> u32;
     }

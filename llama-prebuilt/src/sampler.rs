@@ -268,14 +268,7 @@ impl Sampler {
             ));
         }
         // SAFETY: allocates a new step.
-        let step = unsafe {
-            sys::llama_sampler_init_penalties(
-                penalties.last_n,
-                penalties.repeat,
-                penalties.frequency,
-                penalties.presence,
-            )
-        };
+        let step = unsafe { init_penalties(&penalties) };
         Ok(self.push("penalties", step))
     }
 
@@ -580,7 +573,9 @@ impl Sampler {
             // tokenizes them and keeps only token ids); the vocabulary outlives the step
             // because the chain keeps the model alive. The window was checked to be
             // positive whenever DRY is enabled, so its ring buffer never has capacity 0.
-            unsafe {
+            #[cfg(llama_abi = "b10199")]
+            // SAFETY: see above.
+            let step = unsafe {
                 sys::llama_sampler_init_dry(
                     model.raw().vocab(),
                     n_ctx_train as i32,
@@ -591,7 +586,24 @@ impl Sampler {
                     pointers.as_mut_ptr(),
                     pointers.len(),
                 )
-            }
+            };
+            // b10605 has no `n_ctx_train` and reads -1 as 0 (disabled): the window is
+            // resolved here (-1 is the training context, as b10199 did) so -1 keeps its
+            // meaning. It was checked to be at most DRY_MAX_WINDOW.
+            #[cfg(llama_abi = "b10605")]
+            // SAFETY: see above.
+            let step = unsafe {
+                sys::llama_sampler_init_dry(
+                    model.raw().vocab(),
+                    dry.multiplier,
+                    dry.base,
+                    allowed_length,
+                    window.map_or(0, |w| w as i32),
+                    pointers.as_mut_ptr(),
+                    pointers.len(),
+                )
+            };
+            step
         });
         Ok(self.push("dry", step))
     }
@@ -809,6 +821,28 @@ impl Sampler {
         // SAFETY: our chain.
         unsafe { sys::llama_sampler_reset(self.chain.as_ptr()) };
     }
+}
+
+/// `llama_sampler_init_penalties` of the ABI compiled for (`llama_abi`, see build.rs).
+///
+/// # Safety
+/// Allocates a new step; the caller owns it.
+#[cfg(llama_abi = "b10199")]
+unsafe fn init_penalties(p: &Penalties) -> *mut sys::llama_sampler {
+    // SAFETY: plain values; llama.cpp allocates.
+    unsafe { sys::llama_sampler_init_penalties(p.last_n, p.repeat, p.frequency, p.presence) }
+}
+
+/// b10605's `llama_sampler_init_penalties` takes `n_vocab` first. Only its backend-sampling
+/// path reads it (a context's `samplers`, which this crate never sets, asserts it is positive);
+/// the CPU path ignores it.
+///
+/// # Safety
+/// As above.
+#[cfg(llama_abi = "b10605")]
+unsafe fn init_penalties(p: &Penalties) -> *mut sys::llama_sampler {
+    // SAFETY: plain values; llama.cpp allocates.
+    unsafe { sys::llama_sampler_init_penalties(0, p.last_n, p.repeat, p.frequency, p.presence) }
 }
 
 #[cfg(test)]

@@ -34,3 +34,4 @@ pub mod rpc_servers;
 pub mod second_tag;
 pub mod test_env;
 pub mod wine;
+pub mod wine_stub;

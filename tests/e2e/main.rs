@@ -10,6 +10,7 @@
 mod committed_bindings;
 mod downstream;
 mod macos;
+mod windows_gnu;
 
 use std::sync::Mutex;
 

@@ -6,9 +6,11 @@ use std::process::Command;
 mod libclang;
 pub(crate) mod macos;
 mod vulkan;
+mod windows;
+pub(crate) mod wine;
 
 pub(crate) use vulkan::VULKAN;
-pub(crate) mod wine;
+pub(crate) use windows::WINDOWS_GNU;
 
 /// A program and the Debian package that provides it.
 pub(crate) struct Tool {

@@ -11,11 +11,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let tools: Vec<&prereqs::Tool> = prereqs::BUILD
         .iter()
         .chain(prereqs::CROSS)
+        .chain(prereqs::WINDOWS_GNU)
         .chain(prereqs::VULKAN)
         .collect();
     prereqs::ensure(&tools)?;
     prereqs::ensure_rust_target("aarch64-unknown-linux-gnu")?;
     prereqs::macos::ensure()?;
+    prereqs::ensure_rust_target("x86_64-pc-windows-gnu")?;
 
     prereqs::wine::ensure()?;
 
