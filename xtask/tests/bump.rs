@@ -165,6 +165,11 @@ fn snapshot(repo: &Path) -> Vec<(String, Vec<u8>)> {
         "llama-prebuilt/build.rs",
         "bindings/x86_64-unknown-linux-gnu.rs",
         "bindings/aarch64-unknown-linux-gnu.rs",
+        "bindings/x86_64-apple-darwin.rs",
+        "bindings/aarch64-apple-darwin.rs",
+        "bindings/x86_64-pc-windows-msvc.rs",
+        "bindings/aarch64-pc-windows-msvc.rs",
+        "bindings/x86_64-pc-windows-gnu.rs",
     ]
     .into_iter()
     .map(String::from)
@@ -248,7 +253,16 @@ fn bump_to_a_second_tag_reports_refuses_breaking_changes_then_moves_the_pin() {
 fn check_report(repo: &Path, report: &str) {
     let has = |s: &str| assert!(report.contains(s), "the report lacks `{s}`:\n{report}");
     has(&format!("# llama.cpp {OLD} → {SECOND_TAG}"));
-    has("(the same differences on aarch64-unknown-linux-gnu)");
+    has(
+        "(the same differences on aarch64-unknown-linux-gnu, x86_64-apple-darwin, \
+         aarch64-apple-darwin, x86_64-pc-windows-gnu)",
+    );
+    // MSVC bindings spell C enums `c_int` (elsewhere `c_uint`), so their differences get a note.
+    for t in ["x86_64-pc-windows-msvc", "aarch64-pc-windows-msvc"] {
+        has(&format!(
+            "**Note:** the differences on {t} are not the same as on x86_64-unknown-linux-gnu"
+        ));
+    }
     // Functions added, changed (with where the safe crate calls them).
     for f in [
         "llama_version",
@@ -350,7 +364,15 @@ fn check_pinned(repo: &Path) {
         }
     }
     // Bindings for every target, made from the new headers.
-    for t in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+    for t in [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "x86_64-apple-darwin",
+        "aarch64-apple-darwin",
+        "x86_64-pc-windows-msvc",
+        "aarch64-pc-windows-msvc",
+        "x86_64-pc-windows-gnu",
+    ] {
         let b = read(&format!("bindings/{t}.rs"));
         assert!(b.contains("pub fn llama_version()"), "{t}");
         assert!(b.contains("pub n_outputs_max_per_seq: u32,"), "{t}");
