@@ -9,6 +9,7 @@
 
 mod committed_bindings;
 mod downstream;
+mod vulkan;
 mod macos;
 mod windows_gnu;
 
