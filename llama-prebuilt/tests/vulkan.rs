@@ -351,8 +351,8 @@ fn greedy_with_logits(model: &Model, prompt: &[Token], n: usize) -> Run {
         .unwrap();
     let mut tokens = Vec::new();
     let mut logits = Vec::new();
-    let mut pos = prompt.len() as i32;
-    for _ in 0..n {
+    let start = prompt.len() as i32;
+    for pos in start..start + n as i32 {
         let l = ctx.last_logits().unwrap().to_vec();
         let best = argmax(&l);
         logits.push(l);
@@ -360,7 +360,6 @@ fn greedy_with_logits(model: &Model, prompt: &[Token], n: usize) -> Run {
         tokens.push(token);
         ctx.decode(&Batch::for_sequence(&[token], pos, 0).unwrap())
             .unwrap();
-        pos += 1;
     }
     Run { tokens, logits }
 }
