@@ -81,6 +81,11 @@ pub(crate) fn offload_devices(
 /// from `tensor_split` if any entry is non-zero, else from each device's free memory (the
 /// host's for a device that reports none).
 pub(crate) fn split_points(devices: &[Device], tensor_split: &[f32]) -> Vec<f32> {
+    if devices.len() <= 1 {
+        // One device takes every offloaded layer whatever the split: no need to ask it (an RPC
+        // device's memory is a network round trip).
+        return vec![1.0; devices.len()];
+    }
     let given = tensor_split.iter().take(devices.len()).any(|&p| p != 0.0);
     let raw: Vec<f32> = if given {
         (0..devices.len())
