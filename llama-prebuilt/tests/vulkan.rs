@@ -242,6 +242,9 @@ fn fallback_runs_on_the_cpu(why: &str) {
 /// Runs this binary's `backend_report_matches_the_machine` in a child with `env` and, if
 /// given, inside `wrapper` (a program and its arguments before ours).
 fn run_child(expect: &str, env: &[(&str, &str)], wrapper: &[&str]) {
+    // Built (or loaded) here first: a child must never be the one that builds the fixture (the
+    // no-loader child cannot link the Vulkan backend).
+    let _ = vulkan_lib_dir();
     let exe = std::env::current_exe().unwrap();
     let mut cmd = match wrapper.split_first() {
         Some((program, args)) => {
