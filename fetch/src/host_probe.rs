@@ -13,7 +13,10 @@
 //!   `VK_ICD_FILENAMES`) name, else the loader's standard `vulkan/icd.d` directories on Linux
 //!   (XDG config and data directories, `/etc`, `/usr/share`, ...) or the drivers registered in
 //!   the registry on Windows (`reg query`). Software rasterisers (Mesa's lavapipe, SwiftShader)
-//!   are listed but do not count: the CPU backend beats them.
+//!   are listed but do not count: the CPU backend beats them. On Linux a GPU device node must
+//!   also exist (`/dev/dri/renderD*`, `/dev/nvidia<N>`, WSL's `/dev/dxg`): Mesa installs its
+//!   hardware ICD manifests on machines without a GPU (a CI runner with lavapipe), and those
+//!   drivers find nothing to drive.
 //!
 //! Every path is read through a [`ProbeEnv`], so tests run the real probe logic on a fake
 //! filesystem root and fake environment; nothing here depends on the machine's GPU.
@@ -94,6 +97,11 @@ pub struct HostProbe {
     pub software_icds: Vec<PathBuf>,
     /// Where the ICDs were looked for (`VK_DRIVER_FILES`, `standard directories`, ...).
     pub icd_source: String,
+    /// Linux only: the GPU device nodes present (`/dev/dri/renderD*`, `/dev/nvidia<N>`,
+    /// WSL's `/dev/dxg`). `None` where this is not checked (other systems, hand-built probes).
+    /// Installing Mesa puts hardware ICD manifests (Intel, Radeon, ...) on machines without
+    /// any GPU; without a device node those drivers find nothing, so they do not count.
+    pub gpu_device_nodes: Option<Vec<PathBuf>>,
 }
 
 impl HostProbe {
@@ -133,6 +141,7 @@ impl HostProbe {
                     .into_iter()
                     .map(|d| d.join("libvulkan.so.1"))
                     .find(|f| f.exists());
+                p.gpu_device_nodes = Some(gpu_device_nodes(env));
             }
             "windows" => {
                 let system = env.system_dir();
@@ -163,9 +172,11 @@ impl HostProbe {
         p
     }
 
-    /// A Vulkan loader and at least one hardware ICD.
+    /// A Vulkan loader, at least one hardware ICD and (where checked) a GPU device node.
     pub fn has_vulkan(&self) -> bool {
-        self.vulkan_loader.is_some() && !self.vulkan_icds.is_empty()
+        self.vulkan_loader.is_some()
+            && !self.vulkan_icds.is_empty()
+            && self.gpu_device_nodes.as_ref().is_none_or(|n| !n.is_empty())
     }
 
     /// One line each for the NVIDIA driver and Vulkan, as doctor and the build warning show them.
@@ -201,8 +212,40 @@ impl HostProbe {
                 join_paths(&self.software_icds)
             ));
         }
+        if self.gpu_device_nodes.as_ref().is_some_and(Vec::is_empty) && !self.vulkan_icds.is_empty()
+        {
+            icds.push_str(&format!(
+                "; no GPU device node ({GPU_NODES}), so the hardware ICDs have nothing to drive"
+            ));
+        }
         vec![nvidia, format!("{loader}; {icds}")]
     }
+}
+
+/// Where [`HostProbe::gpu_device_nodes`] looks, for messages.
+const GPU_NODES: &str = "/dev/dri/renderD*, /dev/nvidia<N>, /dev/dxg";
+
+/// The GPU device nodes under the probe's root `/dev`: DRM render nodes (every Mesa and AMD/Intel
+/// driver opens one), NVIDIA's numbered device files, and WSL's paravirtual GPU.
+fn gpu_device_nodes(env: &ProbeEnv<'_>) -> Vec<PathBuf> {
+    let mut nodes: Vec<PathBuf> = Vec::new();
+    let mut add_matching = |dir: &str, keep: &dyn Fn(&str) -> bool| {
+        if let Ok(entries) = std::fs::read_dir(env.rooted(dir)) {
+            for entry in entries.flatten() {
+                if keep(&entry.file_name().to_string_lossy()) {
+                    nodes.push(entry.path());
+                }
+            }
+        }
+    };
+    add_matching("/dev/dri", &|n| n.starts_with("renderD"));
+    add_matching("/dev", &|n| {
+        n == "dxg"
+            || n.strip_prefix("nvidia")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    });
+    nodes.sort();
+    nodes
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
@@ -593,7 +636,21 @@ mod tests {
         );
         let p = fake.probe("linux");
         assert_eq!(p.vulkan_icds, [nv]);
+        assert!(
+            !p.has_vulkan(),
+            "an ICD manifest without a GPU device node is not a GPU"
+        );
+        assert!(
+            p.describe()[1].contains("no GPU device node (/dev/dri/renderD*"),
+            "{:?}",
+            p.describe()
+        );
+        let node = fake.write("dev/nvidia0", b"");
+        fake.write("dev/nvidiactl", b"");
+        let p = fake.probe("linux");
+        assert_eq!(p.gpu_device_nodes, Some(vec![node]));
         assert!(p.has_vulkan());
+        assert!(!p.describe()[1].contains("no GPU device node"));
 
         // An unreadable version is still a driver.
         fake.write("proc/driver/nvidia/version", b"something else\n");
@@ -694,6 +751,25 @@ mod tests {
                 PathBuf::from(r"C:\DriverStore\nv-vk32.json")
             ]
         );
+    }
+
+    /// Mesa's hardware ICDs are installed with `mesa-vulkan-drivers` even on a machine without
+    /// a GPU (a CI runner): they count once a DRM render node or WSL's GPU is there.
+    #[test]
+    fn mesa_icds_count_only_with_a_render_node() {
+        let mut fake = Fake::new();
+        fake.vars.insert("HOME".into(), "/nonexistent-home".into());
+        fake.write("usr/lib/x86_64-linux-gnu/libvulkan.so.1", b"elf");
+        fake.write("usr/share/vulkan/icd.d/radeon_icd.x86_64.json", b"{}");
+        fake.write("dev/dri/card0", b"");
+        assert!(!fake.probe("linux").has_vulkan());
+        let render = fake.write("dev/dri/renderD128", b"");
+        let p = fake.probe("linux");
+        assert_eq!(p.gpu_device_nodes, Some(vec![render]));
+        assert!(p.has_vulkan());
+        std::fs::remove_dir_all(fake.root().join("dev")).unwrap();
+        fake.write("dev/dxg", b"");
+        assert!(fake.probe("linux").has_vulkan());
     }
 
     #[test]
