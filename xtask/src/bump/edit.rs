@@ -84,11 +84,6 @@ pub(crate) const PIN_SITES: &[PinSite] = &[
         required: false,
     },
     PinSite {
-        file: "llama-prebuilt/build.rs",
-        template: "const SUPPORTED: &str = \"{}\";",
-        required: false,
-    },
-    PinSite {
         file: "src/lib.rs",
         template: "(`{}` unless overridden",
         required: false,
