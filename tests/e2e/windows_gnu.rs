@@ -139,7 +139,8 @@ fn windows_gnu_build_links_the_import_libraries_and_runs_the_official_dlls_under
 
     // Windows: cross-built, linked by the MinGW gcc driver (GNU ld), with a link map to show
     // where every llama/ggml symbol came from.
-    let map = dir.path().join("link.map");
+    let map = app.target_dir().join("link.map");
+    let _ = std::fs::remove_file(&map);
     let mut win_env = env(TAG);
     win_env.push((
         "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS",
@@ -149,6 +150,13 @@ fn windows_gnu_build_links_the_import_libraries_and_runs_the_official_dlls_under
         "BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu",
         mingw_gcc_include(),
     ));
+    // The target dir is kept: what staging copies beside the exe must be this run's.
+    let exe_dir = app.target_dir().join(TRIPLE).join("debug");
+    for entry in std::fs::read_dir(&exe_dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".dll") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
     let started = Instant::now();
     let out = app.cargo(&["build", "--target", TRIPLE], &win_env);
     assert!(out.0, "cargo build --target {TRIPLE} failed:\n{}", out.2);
@@ -160,7 +168,6 @@ fn windows_gnu_build_links_the_import_libraries_and_runs_the_official_dlls_under
     );
     assert_links_through_import_libraries(&std::fs::read_to_string(&map).unwrap());
 
-    let exe_dir = app.target_dir().join(TRIPLE).join("debug");
     for dll in ["llama.dll", "ggml.dll", "ggml-base.dll", "ggml-cpu-x64.dll"] {
         assert!(
             exe_dir.join(dll).is_file(),
@@ -321,6 +328,7 @@ fn prerequisites() -> Result<(), String> {
 /// bindgen (b10605 has no committed bindings) and copy-dylibs (the DLLs beside the exe).
 struct App {
     dir: PathBuf,
+    target_dir: PathBuf,
 }
 
 impl App {
@@ -336,11 +344,18 @@ impl App {
         std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
         std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
         std::fs::write(dir.join("src/main.rs"), MAIN_RS).unwrap();
-        App { dir }
+        // Kept between runs (cargo locks it against concurrent builds): a fresh one compiles
+        // the build script's dependencies (bindgen, ureq, rustls, ...) for both targets, about
+        // two minutes. The sys build script still reruns each time (the mirror's port changes),
+        // so the download and staging are exercised every run.
+        let target_dir = fixture::fixtures_root()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .join("cargo-target-windows-gnu-downstream");
+        App { dir, target_dir }
     }
 
     fn target_dir(&self) -> PathBuf {
-        self.dir.join("target")
+        self.target_dir.clone()
     }
 
     /// cargo with only `env` of the LLAMA_* variables: (ok, stdout, stderr).
