@@ -92,6 +92,9 @@ pub const PLATFORMS: &[Platform] = &[
     },
 ];
 
+/// The MinGW target the `windows-x64` assets also serve (see [`Platform::for_target`]).
+const WINDOWS_GNU_X64: &str = "x86_64-pc-windows-gnu";
+
 /// The six platforms `download --all` fetches (s390x is opt-in: few users, no Rust tier-1).
 pub const DEFAULT_PLATFORMS: &[&str] = &[
     "linux-x64",
@@ -116,7 +119,11 @@ impl Platform {
             .find(|p| p.arch == target.arch && p.os == target.os && env_matches(p))
             .ok_or_else(|| Error::UnsupportedTarget {
                 triple: target.triple.clone(),
-                supported: PLATFORMS.iter().map(|p| p.triple.to_string()).collect(),
+                supported: PLATFORMS
+                    .iter()
+                    .map(|p| p.triple.to_string())
+                    .chain([WINDOWS_GNU_X64.to_string()])
+                    .collect(),
             })
     }
 
@@ -483,7 +490,9 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("riscv64gc-unknown-linux-gnu"), "{msg}");
         assert!(
-            msg.contains("x86_64-unknown-linux-gnu") && msg.contains("aarch64-apple-darwin"),
+            msg.contains("x86_64-unknown-linux-gnu")
+                && msg.contains("aarch64-apple-darwin")
+                && msg.contains("x86_64-pc-windows-gnu"),
             "{msg}"
         );
         assert!(msg.contains("LLAMA_LIB_DIR"), "{msg}");
