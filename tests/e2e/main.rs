@@ -9,8 +9,8 @@
 
 mod committed_bindings;
 mod downstream;
-mod vulkan;
 mod macos;
+mod vulkan;
 mod windows_gnu;
 
 use std::sync::Mutex;

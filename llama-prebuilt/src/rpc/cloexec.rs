@@ -13,6 +13,7 @@
 //! RPC devices, `Backend::add_rpc_server`), before the marking, still inherits the socket. Do
 //! not start processes concurrently with those calls.
 
+#[cfg(unix)]
 use std::net::SocketAddr;
 
 use super::RpcEndpoint;
