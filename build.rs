@@ -288,7 +288,7 @@ pub struct FILE {
     /// `LLAMA_PREBUILT_BINDINGS_SHIM` (set by `cargo xtask bindings --check` only) forces the
     /// shim, to compare its bindings with those of real headers.
     fn system_headers(target: &Target) -> SystemHeaders {
-        if var("LLAMA_PREBUILT_BINDINGS_SHIM").is_some() {
+        if var(vars::BINDINGS_SHIM).is_some() {
             return SystemHeaders::Shim;
         }
         let host = env::var("HOST").map(|h| Target::from_triple(&h));

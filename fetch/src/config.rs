@@ -42,6 +42,9 @@ pub mod vars {
     pub const DOCS_RS: &str = "DOCS_RS";
     /// Per-read stall timeout in seconds for downloads (default 30).
     pub const TIMEOUT: &str = "LLAMA_PREBUILT_TIMEOUT";
+    /// Internal, for `cargo xtask bindings --check`: bindgen reads the sys crate's include
+    /// shim instead of the target's C headers (to compare the two).
+    pub const BINDINGS_SHIM: &str = "LLAMA_PREBUILT_BINDINGS_SHIM";
 
     /// Every variable above, for `rerun-if-env-changed` and `doctor` (a unit test checks that
     /// nothing the fetch library, the CLI or the build script reads is missing).
@@ -62,6 +65,7 @@ pub mod vars {
         GITHUB_TOKEN,
         DOCS_RS,
         TIMEOUT,
+        BINDINGS_SHIM,
     ];
 }
 

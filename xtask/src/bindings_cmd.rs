@@ -107,9 +107,9 @@ fn generate_with(
 ) -> Result<Vec<u8>, String> {
     let mut cmd = world::cargo();
     if shim {
-        cmd.env("LLAMA_PREBUILT_BINDINGS_SHIM", "1");
+        cmd.env(llama_prebuilt_fetch::config::vars::BINDINGS_SHIM, "1");
     } else {
-        cmd.env_remove("LLAMA_PREBUILT_BINDINGS_SHIM");
+        cmd.env_remove(llama_prebuilt_fetch::config::vars::BINDINGS_SHIM);
     }
     if let Some(dir) = include_dir {
         cmd.env("LLAMA_INCLUDE_DIR", dir);
