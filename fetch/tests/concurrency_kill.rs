@@ -249,6 +249,7 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
     // Kill the first downloaders as soon as they receive bytes, and one lock waiter.
     let mut killed_downloads: Vec<String> = Vec::new();
     let mut killed_waiter = false;
+    let mut waiter_asset: Option<String> = None;
     let mut ok_lines: Vec<(usize, String)> = Vec::new();
     let mut retried: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -268,10 +269,13 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
                 kids[i].killed = true;
                 killed_downloads.push(asset.to_string());
             }
-        } else if line.starts_with("@@ waiting ") && !killed_waiter {
+        } else if let Some(asset) = line.strip_prefix("@@ waiting ")
+            && !killed_waiter
+        {
             kids[i].child.kill().unwrap();
             kids[i].killed = true;
             killed_waiter = true;
+            waiter_asset = Some(asset.to_string());
         } else if line.starts_with("@@ ok ") {
             ok_lines.push((i, line));
         } else if let Some(asset) = line.strip_prefix("@@ retrying ") {
@@ -323,11 +327,17 @@ fn sixteen_processes_one_cold_cache_some_killed_mid_download() {
         assert_eq!(fresh, 1, "{asset}: one successful download, {ok_lines:?}");
         let killed = killed_downloads.iter().filter(|a| *a == asset).count();
         let retries = retried.iter().filter(|a| *a == asset).count();
-        assert_eq!(
-            env.mirror.hits(TAG, asset),
-            killed + 1 + retries,
-            "{asset}: one request per killed download, plus the one that finished, plus one per \
-             reported retry ({retries})"
+        let expected = killed + 1 + retries;
+        // The lock waiter is killed when its "waiting" line is read; on a loaded machine it may
+        // have got the lock (its holder was killed) and sent its request by then, a request no
+        // line of ours reports: at most one more for that asset.
+        let waiter_may_have_asked = usize::from(waiter_asset.as_deref() == Some(asset));
+        let hits = env.mirror.hits(TAG, asset);
+        assert!(
+            (expected..=expected + waiter_may_have_asked).contains(&hits),
+            "{asset}: {hits} requests; expected one per killed download, plus the one that \
+             finished, plus one per reported retry ({retries}) = {expected}, plus at most \
+             {waiter_may_have_asked} from the killed lock waiter"
         );
     }
 
