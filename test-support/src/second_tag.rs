@@ -72,7 +72,7 @@ pub fn source_files_in(
     let key = format!("{}-headers", &DIST.sha256[..16]);
     build_once(&root.join("sources"), &key, load, |staging, _| {
         let sdist = fetch(&DIST)?;
-        let (sha256, size) = hash(&sdist)?;
+        let (sha256, size) = crate::archives::sha256_and_size(&sdist)?;
         if sha256 != DIST.sha256 || size != DIST.size {
             return Err(format!(
                 "{} does not match its pinned digest: expected sha256 {} ({} bytes), got {sha256} ({size} bytes)",
@@ -117,15 +117,6 @@ fn unpack(sdist: &Path, dest: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn hash(path: &Path) -> Result<(String, u64), String> {
-    let sha256 = crate::archives::sha256_file(path)
-        .map_err(|e| format!("hashing {}: {e}", path.display()))?;
-    let size = fs::metadata(path)
-        .map_err(|e| format!("stat {}: {e}", path.display()))?
-        .len();
-    Ok((sha256, size))
 }
 
 #[cfg(test)]

@@ -29,6 +29,16 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     sha256_reader(std::fs::File::open(path)?)
 }
 
+/// [`sha256_file`] and the file's size, with errors naming the file: what a download is
+/// checked against its pinned digest with.
+pub fn sha256_and_size(path: &Path) -> Result<(String, u64), String> {
+    let sha256 = sha256_file(path).map_err(|e| format!("hashing {}: {e}", path.display()))?;
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("stat {}: {e}", path.display()))?
+        .len();
+    Ok((sha256, size))
+}
+
 /// Renders `(tag, asset, sha256, size)` entries as `checksums.toml`: one table per tag (in
 /// first-seen order), one inline table per asset:
 ///

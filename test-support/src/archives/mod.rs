@@ -9,7 +9,7 @@ pub(crate) mod tarball;
 mod zeros;
 pub(crate) mod zipfile;
 
-pub use checksums::{checksums_toml, sha256_file, sha256_hex, sha256_reader};
+pub use checksums::{checksums_toml, sha256_and_size, sha256_file, sha256_hex, sha256_reader};
 pub use hostile::{
     RawEntry, tar_gz_large_entry, tar_gz_many_entries, tar_gz_raw, tar_gz_with_entry_path,
     tar_gz_with_symlink, zip_with_entry_path, zip_with_symlink,
