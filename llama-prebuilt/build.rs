@@ -7,8 +7,8 @@
 //! `n_ctx_train`, and `llama_model_default_params()`/`llama_context_default_params()` changed
 //! (see `src/abi.rs`); the few call sites differ by `#[cfg(llama_abi = "...")]`.
 
-/// Tags the crate is tested against, oldest first, with the ABI each one selects.
-const SUPPORTED: &[(u64, &str)] = &[(10199, "b10199"), (10605, "b10605")];
+// `SUPPORTED` and `abi_for`, shared with the crate's unit tests (`src/abi.rs`).
+include!("build/abi_select.rs");
 
 fn main() {
     println!("cargo::rerun-if-env-changed=DEP_LLAMA_VERSION");
@@ -36,21 +36,4 @@ fn main() {
             names.join(" and ")
         );
     }
-}
-
-/// The ABI of the newest supported tag not newer than `tag` (`b<number>` or
-/// `b<number>-<suffix>`); the oldest for anything else.
-fn abi_for(tag: &str) -> &'static str {
-    let number = tag
-        .strip_prefix('b')
-        .map(|rest| rest.split_once('-').map_or(rest, |(n, _)| n))
-        .and_then(|n| n.parse::<u64>().ok());
-    let oldest = SUPPORTED[0].1;
-    number.map_or(oldest, |n| {
-        SUPPORTED
-            .iter()
-            .rev()
-            .find(|(since, _)| n >= *since)
-            .map_or(oldest, |(_, abi)| abi)
-    })
 }

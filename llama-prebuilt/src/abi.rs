@@ -324,6 +324,35 @@ fn check_context(c: &sys::llama_context_params) -> Result<()> {
     expect_null("llama_context_params.ctx_other", c.ctx_other.is_null())
 }
 
+/// The build script's tag → ABI mapping, compiled here too so it is unit-tested.
+#[cfg(test)]
+mod abi_select {
+    include!("../build/abi_select.rs");
+
+    #[test]
+    fn tags_select_the_newest_supported_abi_not_newer_than_them() {
+        for (tag, abi) in [
+            ("b10199", "b10199"),
+            ("b10199-fixture", "b10199"),
+            ("b10604", "b10199"),
+            ("b10605", "b10605"),
+            ("b10605-fixture", "b10605"),
+            ("b11194", "b10605"),
+            // Older than every supported tag, or not a `b<number>` tag: the oldest ABI.
+            ("b6089", "b10199"),
+            ("", "b10199"),
+            ("newest", "b10199"),
+            ("bxyz", "b10199"),
+        ] {
+            assert_eq!(abi_for(tag), abi, "{tag}");
+        }
+        assert!(
+            SUPPORTED.windows(2).all(|w| w[0].0 < w[1].0),
+            "oldest first"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
