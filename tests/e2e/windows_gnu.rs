@@ -20,10 +20,14 @@ const ZIP: &str = "llama-b10605-bin-win-cpu-x64.zip";
 const TRIPLE: &str = "x86_64-pc-windows-gnu";
 const APP: &str = "greedy-app";
 
-/// Prints the backend set-up and the greedy continuation of a fixed prompt as token ids; the
+/// Prints the backend set-up and the greedy continuation of a fixed prompt as token ids, then
+/// the continuation under repetition penalties and DRY (the two samplers whose C signatures
+/// differ between b10199 and b10605, so the b10605 ABI's call sites run on both systems); the
 /// model path is the first argument. The context has the C reference's shape (tests/common).
 const MAIN_RS: &str = r#"
-use llama_prebuilt::{Backend, ContextParams, GenerateOptions, Model, ModelParams, Sampler};
+use llama_prebuilt::{
+    Backend, ContextParams, Dry, GenerateOptions, Model, ModelParams, Penalties, Sampler, Token,
+};
 
 const PROMPT: &str = "The capital of France is";
 const N_PREDICT: usize = 32;
@@ -50,9 +54,35 @@ fn main() {
     let mut generator =
         ctx.generate(&prompt, &mut sampler, GenerateOptions::default().max_tokens(N_PREDICT));
     let text = generator.collect_text().expect("generate");
-    let ids: Vec<String> = generator.tokens().iter().map(|t| t.0.to_string()).collect();
-    println!("tokens: {}", ids.join(" "));
+    println!("tokens: {}", ids(generator.tokens()));
     println!("text: {text:?}");
+    drop(generator);
+
+    let mut ctx = model.new_context(&params).expect("context");
+    let mut sampler = Sampler::chain()
+        .penalties(Penalties { last_n: 64, repeat: 1.5, frequency: 0.5, presence: 0.5 })
+        .expect("penalties")
+        .dry(
+            &model,
+            &Dry {
+                multiplier: 2.0,
+                base: 1.75,
+                allowed_length: 1,
+                // -1: the whole context (b10605's C API spells it differently).
+                penalty_last_n: -1,
+                sequence_breakers: vec![".".into(), "\n".into()],
+            },
+        )
+        .expect("dry")
+        .greedy();
+    let mut generator =
+        ctx.generate(&prompt, &mut sampler, GenerateOptions::default().max_tokens(N_PREDICT));
+    generator.collect_text().expect("generate with penalties");
+    println!("penalized: {}", ids(generator.tokens()));
+}
+
+fn ids(tokens: &[Token]) -> String {
+    tokens.iter().map(|t| t.0.to_string()).collect::<Vec<_>>().join(" ")
 }
 "#;
 
@@ -62,6 +92,8 @@ struct Run {
     system_info: String,
     tokens: Vec<i32>,
     text: String,
+    /// With repetition penalties and DRY before the greedy pick.
+    penalized: Vec<i32>,
 }
 
 impl Run {
@@ -74,14 +106,18 @@ impl Run {
                 .trim()
                 .to_string()
         };
+        let ids = |key: &str| {
+            field(key)
+                .split_whitespace()
+                .map(|t| t.parse().expect("a token id"))
+                .collect()
+        };
         Run {
             lib_dir: field("lib_dir:"),
             system_info: field("system_info:"),
-            tokens: field("tokens:")
-                .split_whitespace()
-                .map(|t| t.parse().expect("a token id"))
-                .collect(),
+            tokens: ids("tokens:"),
             text: field("text:"),
+            penalized: ids("penalized:"),
         }
     }
 }
@@ -217,6 +253,22 @@ fn windows_gnu_build_links_the_import_libraries_and_runs_the_official_dlls_under
         haswell.tokens, reference.tokens,
         "the official DLLs with the Linux build's instruction set must give its exact tokens"
     );
+    // The penalties and DRY act on both systems (the greedy text repeats itself). Their
+    // tokens are reported, not required equal: after "approximately 3" the next digit is a near
+    // tie (the AVX-512 variant already flips it greedily, above), and the official build's
+    // sampler (clang, MSVC runtime) and the Linux one (gcc) have been seen to take different
+    // sides of it (docs/limitations.md).
+    for (what, run) in [("linux", &reference), ("windows (haswell)", &haswell)] {
+        assert_ne!(
+            run.penalized, run.tokens,
+            "{what}: repetition penalties and DRY changed nothing"
+        );
+    }
+    report_ids(
+        "penalties + DRY, haswell variant only",
+        &haswell.penalized,
+        &reference.penalized,
+    );
     if best.system_info == reference.system_info {
         assert_eq!(best.tokens, reference.tokens);
     }
@@ -274,6 +326,17 @@ fn run_under_wine(wine: &wine::Wine, dir: &Path, model: &Path) -> Run {
 }
 
 /// Prints a run next to the reference: identical, or where the greedy tokens part.
+/// Prints where two token sequences of the same run part, if they do.
+fn report_ids(what: &str, ids: &[i32], linux: &[i32]) {
+    match ids.iter().zip(linux).position(|(a, b)| a != b) {
+        None => eprintln!("  {what}: tokens identical to linux ({})", ids.len()),
+        Some(i) => eprintln!(
+            "  {what}: diverges at token {i}: {} vs linux {}\n  windows: {ids:?}\n  linux:   {linux:?}",
+            ids[i], linux[i]
+        ),
+    }
+}
+
 fn report(what: &str, run: &Run, reference: &Run) {
     eprintln!("windows, {what}: {}", run.system_info);
     let pairs = || run.tokens.iter().zip(&reference.tokens);
