@@ -16,6 +16,20 @@
 //! - [`wine_stub`]: the `bcryptprimitives.dll` stub Rust programs need under wine 8.
 
 pub mod archives;
+
+/// The targets with committed bindings (`bindings/<triple>.rs`): every target of the release
+/// table but s390x. One list for `cargo xtask bindings` (which writes the files), `cargo xtask
+/// test` (which installs their rust-std) and the tests that read the files; the committed-bindings
+/// e2e test checks it equals the files in `bindings/`.
+pub const COMMITTED_BINDINGS_TARGETS: &[&str] = &[
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+    "x86_64-pc-windows-msvc",
+    "aarch64-pc-windows-msvc",
+    "x86_64-pc-windows-gnu",
+];
 pub mod fixture;
 pub mod fs_tree;
 pub mod gguf;

@@ -5,17 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Every target of the release table (kept equal to `cargo xtask bindings`' list, which writes
-/// the files; `cargo xtask test` installs their rust-std).
-pub const TARGETS: &[&str] = &[
-    "x86_64-unknown-linux-gnu",
-    "aarch64-unknown-linux-gnu",
-    "x86_64-apple-darwin",
-    "aarch64-apple-darwin",
-    "x86_64-pc-windows-msvc",
-    "aarch64-pc-windows-msvc",
-    "x86_64-pc-windows-gnu",
-];
+/// Every target with committed bindings (the list `cargo xtask bindings` writes and `cargo xtask
+/// test` installs the rust-std of).
+pub const TARGETS: &[&str] = llama_prebuilt_test_support::COMMITTED_BINDINGS_TARGETS;
 
 /// The repository root (the sys crate's manifest dir).
 fn repo() -> &'static Path {

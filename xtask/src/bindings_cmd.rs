@@ -15,16 +15,8 @@ use std::path::{Path, PathBuf};
 use crate::prereqs;
 use crate::world;
 
-/// Targets with committed bindings: every target the release table supports.
-pub(crate) const TARGETS: &[&str] = &[
-    "x86_64-unknown-linux-gnu",
-    "aarch64-unknown-linux-gnu",
-    "x86_64-apple-darwin",
-    "aarch64-apple-darwin",
-    "x86_64-pc-windows-msvc",
-    "aarch64-pc-windows-msvc",
-    "x86_64-pc-windows-gnu",
-];
+/// Targets with committed bindings: every target the release table supports but s390x.
+pub(crate) const TARGETS: &[&str] = llama_prebuilt_test_support::COMMITTED_BINDINGS_TARGETS;
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let check = match args {

@@ -364,15 +364,7 @@ fn check_pinned(repo: &Path) {
         }
     }
     // Bindings for every target, made from the new headers.
-    for t in [
-        "x86_64-unknown-linux-gnu",
-        "aarch64-unknown-linux-gnu",
-        "x86_64-apple-darwin",
-        "aarch64-apple-darwin",
-        "x86_64-pc-windows-msvc",
-        "aarch64-pc-windows-msvc",
-        "x86_64-pc-windows-gnu",
-    ] {
+    for t in llama_prebuilt_test_support::COMMITTED_BINDINGS_TARGETS {
         let b = read(&format!("bindings/{t}.rs"));
         assert!(b.contains("pub fn llama_version()"), "{t}");
         assert!(b.contains("pub n_outputs_max_per_seq: u32,"), "{t}");
